@@ -1,0 +1,12 @@
+"""narvox: speech synthesis and recognition with AR and NAR backends, Kaldi-style recipes and
+ONNX Runtime deployment."""
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("narvox")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+source"
+
+from narvox.errors import AudioError, DataDirError, NarvoxError, TextError  # noqa: E402
+
+__all__ = ["__version__", "AudioError", "DataDirError", "NarvoxError", "TextError"]

@@ -1,0 +1,3 @@
+from narvox.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Audio I/O: read anything soundfile reads and Kaldi wav.scp entries, mix to mono, resample, write.
+
+Torch-free on purpose: narvox.runtime uses this module too.
+"""
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from narvox.errors import AudioError
+
+PathLike = Union[str, Path]
+
+
+def _check_samples(samples: np.ndarray, source: str) -> np.ndarray:
+    if samples.size == 0:
+        raise AudioError(f"{source}: audio is empty (0 samples)")
+    if not np.all(np.isfinite(samples)):
+        raise AudioError(f"{source}: audio holds NaN or infinite samples")
+    return samples
+
+
+def _decode(data: Union[PathLike, io.BytesIO], source: str) -> tuple[np.ndarray, int]:
+    try:
+        samples, sample_rate = sf.read(data, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise AudioError(f"{source}: cannot decode audio ({e})") from None
+    return samples, sample_rate
+
+
+def _run_pipe(command: str) -> bytes:
+    proc = subprocess.run(command, shell=True, capture_output=True)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise AudioError(f"pipe '{command}' failed with exit code {proc.returncode}"
+                         + (f": {err[-1]}" if err else ""))
+    if not proc.stdout:
+        raise AudioError(f"pipe '{command}' produced no audio")
+    return proc.stdout
+
+
+def read_audio(source: PathLike, sample_rate: int | None = None, mono: bool = True,
+               start: float = 0.0, end: float | None = None) -> tuple[np.ndarray, int]:
+    """Read audio as float32 in [-1, 1].
+
+    `source` is a file path or a Kaldi wav.scp value: a path, or a shell command ending in '|'.
+    `start`/`end` (seconds) cut a segment, as Kaldi's `segments` file asks.
+    Returns (samples, sample_rate): samples are [T] when mono, else [T, C].
+    """
+    spec = str(source).strip()
+    if spec.endswith("|"):
+        samples, sr = _decode(io.BytesIO(_run_pipe(spec[:-1])), spec)
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise AudioError(f"{spec}: no such file")
+        samples, sr = _decode(path, spec)
+    if start or end is not None:
+        first = int(round(start * sr))
+        last = samples.shape[0] if end is None else int(round(end * sr))
+        if first >= samples.shape[0]:
+            raise AudioError(f"{spec}: segment starts at {start:.3f}s, after the audio's end "
+                             f"({samples.shape[0] / sr:.3f}s)")
+        samples = samples[first:last]
+    _check_samples(samples, spec)
+    if mono:
+        samples = samples.mean(axis=1)
+    if sample_rate is not None and sample_rate != sr:
+        samples = resample(samples, sr, sample_rate)
+        sr = sample_rate
+    return np.ascontiguousarray(samples, dtype=np.float32), sr
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """[T] stays; [T, C] is averaged over channels."""
+    return samples if samples.ndim == 1 else samples.mean(axis=1)
+
+
+def resample(samples: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """High-quality resampling (soxr) of [T] or [T, C] float audio."""
+    if orig_sr <= 0 or target_sr <= 0:
+        raise AudioError(f"cannot resample from {orig_sr} Hz to {target_sr} Hz")
+    if orig_sr == target_sr:
+        return samples
+    return soxr.resample(samples, orig_sr, target_sr, quality="HQ").astype(np.float32)
+
+
+def write_audio(path: PathLike, samples: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM in the format the file name asks for (.wav, .flac, ...)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    _check_samples(samples, str(path))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16")
+
+
+def duration(source: PathLike) -> float:
+    """Length in seconds; reads headers only for files, decodes pipes."""
+    spec = str(source).strip()
+    if spec.endswith("|"):
+        samples, sr = read_audio(spec, mono=False)
+        return samples.shape[0] / sr
+    try:
+        info = sf.info(spec)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{spec}: cannot read audio header ({e})") from None
+    if info.frames == 0:
+        raise AudioError(f"{spec}: audio is empty (0 samples)")
+    return info.frames / info.samplerate

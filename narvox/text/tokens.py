@@ -1,0 +1,188 @@
+"""Token vocabularies (characters, sentencepiece BPE, phones) and `tokens.txt` I/O.
+
+Every vocabulary starts with the reserved symbols the ASR models and the ONNX runtimes need:
+`<blk>` = 0 (CTC blank, sherpa-onnx), `<unk>` = 1, `<s>` = 2, `</s>` = 3 (Paraformer's and the
+attention decoder's end, which sherpa-onnx stops on). Tokenizers are torch-free.
+"""
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from narvox.errors import TextError
+
+BLANK, UNK, SOS, EOS = "<blk>", "<unk>", "<s>", "</s>"
+RESERVED = (BLANK, UNK, SOS, EOS)
+SPACE = "▁"  # word boundary, as sentencepiece writes it
+
+
+class TokenTable:
+    """A bijection symbol <-> id, saved as `tokens.txt` (`symbol id` per line)."""
+
+    def __init__(self, symbols: Iterable[str]):
+        self.symbols = list(symbols)
+        if tuple(self.symbols[:len(RESERVED)]) != RESERVED:
+            raise TextError(f"a token table must start with {RESERVED}, got {self.symbols[:4]}")
+        self.ids = {s: i for i, s in enumerate(self.symbols)}
+        if len(self.ids) != len(self.symbols):
+            dup = [s for s, n in Counter(self.symbols).items() if n > 1]
+            raise TextError(f"duplicate symbols in token table: {dup[:5]}")
+        for s in self.symbols:
+            if not s or any(c.isspace() for c in s):
+                raise TextError(f"token symbol {s!r} is empty or holds white space")
+
+    blank_id, unk_id, sos_id, eos_id = 0, 1, 2, 3
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __getitem__(self, symbol: str) -> int:
+        return self.ids.get(symbol, self.unk_id)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text("".join(f"{s} {i}\n" for i, s in enumerate(self.symbols)), encoding="utf-8")
+
+    def save_json(self, path: str | Path) -> None:
+        """funasr-onnx's `tokens.json`: the symbols as a JSON list."""
+        Path(path).write_text(json.dumps(self.symbols, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TokenTable":
+        path = Path(path)
+        pairs = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            fields = line.split()
+            if len(fields) != 2 or not fields[1].isdigit():
+                raise TextError(f"{path}:{n}: expected 'symbol id', got {line!r}")
+            pairs.append((int(fields[1]), fields[0]))
+        pairs.sort()
+        if [i for i, _ in pairs] != list(range(len(pairs))):
+            raise TextError(f"{path}: ids must be 0..{len(pairs) - 1} without gaps")
+        return cls(s for _, s in pairs)
+
+
+class Tokenizer(ABC):
+    """Text <-> ids. Subclasses define how text splits into symbols."""
+    kind = ""
+
+    def __init__(self, table: TokenTable):
+        self.table = table
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @abstractmethod
+    def split(self, text: str) -> list[str]:
+        """The symbols of a text, in the table's alphabet."""
+
+    def join(self, symbols: list[str]) -> str:
+        return "".join(symbols).replace(SPACE, " ").strip()
+
+    def encode(self, text: str) -> list[int]:
+        return [self.table[s] for s in self.split(text)]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        symbols = [self.table.symbols[i] for i in ids if i >= len(RESERVED) or i == self.table.unk_id]
+        return self.join(symbols)
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.table.save(directory / "tokens.txt")
+        (directory / "tokenizer.json").write_text(json.dumps({"kind": self.kind}))
+
+
+class CharTokenizer(Tokenizer):
+    """Characters, with `▁` for the space between words."""
+    kind = "char"
+
+    @classmethod
+    def train(cls, texts: Iterable[str]) -> "CharTokenizer":
+        chars = Counter(c for t in texts for c in t.replace(" ", SPACE))
+        return cls(TokenTable([*RESERVED, *sorted(chars)]))
+
+    def split(self, text: str) -> list[str]:
+        return list(" ".join(text.split()).replace(" ", SPACE))
+
+
+class PhoneTokenizer(Tokenizer):
+    """IPA phones from narvox.text.g2p; `|` marks word boundaries."""
+    kind = "phone"
+
+    def __init__(self, table: TokenTable, language: str = "en-us"):
+        super().__init__(table)
+        self.language = language
+
+    @classmethod
+    def train(cls, texts: Iterable[str], language: str = "en-us") -> "PhoneTokenizer":
+        from narvox.text.g2p import phonemize
+        phones = Counter(p for seq in phonemize(list(texts), language) for p in seq)
+        return cls(TokenTable([*RESERVED, *sorted(phones)]), language)
+
+    def split(self, text: str) -> list[str]:
+        from narvox.text.g2p import phonemize
+        return phonemize([text], self.language)[0]
+
+    def join(self, symbols: list[str]) -> str:
+        return " ".join(symbols)
+
+
+class BpeTokenizer(Tokenizer):
+    """sentencepiece BPE whose ids equal the token table's (reserved ids are set at training)."""
+    kind = "bpe"
+
+    def __init__(self, table: TokenTable, model_path: str | Path):
+        import sentencepiece as spm
+        super().__init__(table)
+        self.model_path = Path(model_path)
+        self.sp = spm.SentencePieceProcessor(model_file=str(model_path))
+        if self.sp.get_piece_size() != len(table):
+            raise TextError(f"{model_path} has {self.sp.get_piece_size()} pieces but tokens.txt "
+                            f"has {len(table)}")
+
+    @classmethod
+    def train(cls, texts: Iterable[str], directory: str | Path, vocab_size: int = 256) -> "BpeTokenizer":
+        import sentencepiece as spm
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        prefix = directory / "bpe"
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(list(texts)), model_prefix=str(prefix), vocab_size=vocab_size,
+            model_type="bpe", character_coverage=1.0, pad_id=0, pad_piece=BLANK, unk_id=1,
+            unk_piece=UNK, bos_id=2, bos_piece=SOS, eos_id=3, eos_piece=EOS,
+            hard_vocab_limit=False, minloglevel=2)
+        sp = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
+        table = TokenTable(sp.id_to_piece(i) for i in range(sp.get_piece_size()))
+        return cls(table, f"{prefix}.model")
+
+    def split(self, text: str) -> list[str]:
+        return self.sp.encode(text, out_type=str)
+
+    def encode(self, text: str) -> list[int]:
+        return self.sp.encode(text)
+
+    def save(self, directory: str | Path) -> None:
+        super().save(directory)
+        target = Path(directory) / "bpe.model"
+        if target.resolve() != self.model_path.resolve():
+            target.write_bytes(self.model_path.read_bytes())
+
+
+def load_tokenizer(directory: str | Path) -> Tokenizer:
+    """Load what `Tokenizer.save` wrote: tokens.txt plus tokenizer.json (and bpe.model)."""
+    directory = Path(directory)
+    meta_path = directory / "tokenizer.json"
+    if not meta_path.is_file():
+        raise TextError(f"{directory}: no tokenizer.json (is it a tokenizer directory?)")
+    kind = json.loads(meta_path.read_text())["kind"]
+    table = TokenTable.load(directory / "tokens.txt")
+    if kind == "char":
+        return CharTokenizer(table)
+    if kind == "phone":
+        return PhoneTokenizer(table)
+    if kind == "bpe":
+        return BpeTokenizer(table, directory / "bpe.model")
+    raise TextError(f"{meta_path}: unknown tokenizer kind '{kind}'")

@@ -1,0 +1,84 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from narvox.data import read_data_dir, validate_data_dir
+from narvox.data.synth_en import (SPLITS, TRAIN_VOICES, UNSEEN_VOICES, Job, Voice, fortune_sentences,
+                                  generate, plan, synthesize)
+from narvox.errors import AudioError
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_engines = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("espeak-ng", "flite", "text2wave", "sox")),
+    reason="Debian speech engines are missing (make test installs them)")
+
+
+def test_voice_inventory():
+    speakers = [v.speaker for v in TRAIN_VOICES + UNSEEN_VOICES]
+    assert len(set(speakers)) == len(speakers) and len(TRAIN_VOICES) >= 20
+    assert not {v.speaker for v in TRAIN_VOICES} & {v.speaker for v in UNSEEN_VOICES}
+    assert {v.engine for v in TRAIN_VOICES} == {"espeak", "flite"}
+    assert all(not a.startswith(b) for a in speakers for b in speakers if a != b)
+
+
+def test_sentences_are_filtered_and_unique():
+    sentences = fortune_sentences()
+    assert len(sentences) > 10000
+    assert all(4 <= len(s.split()) <= 20 for s in sentences)
+    assert not [s for s in sentences if s.endswith(("Mr.", "Dr.", "St."))]
+
+
+def test_plan_is_deterministic_and_splits_are_disjoint():
+    a, b = plan(0.5, seed=1), plan(0.5, seed=1)
+    assert a == b and plan(0.5, seed=2) != a
+    sentences = {name: {s for _, s in pairs} for name, pairs in a.items()}
+    for x in SPLITS:
+        for y in SPLITS:
+            assert x == y or not sentences[x] & sentences[y]
+    assert {v for v, _ in a["test_unseen_voice"]} <= set(UNSEEN_VOICES)
+
+
+@needs_engines
+def test_generator_tiny(tmp_path):
+    generate(tmp_path, hours=0.01, nj=2)
+    for split in SPLITS:
+        assert validate_data_dir(tmp_path / split) == []
+        data = read_data_dir(tmp_path / split)
+        assert len(data) >= 4 and set(data.extra) == {"text_raw"}
+        for utt in data.utt_ids:
+            samples, sr = data.load_audio(utt)
+            assert sr == 16000 and 0.3 < len(samples) / sr < 20
+            assert 0.8 < abs(samples).max() <= 0.95  # gain-normalised to -1 dBFS
+    unseen = read_data_dir(tmp_path / "test_unseen_voice")
+    assert {s.split("-")[0] for s in unseen.speakers} >= {"festival"}
+
+
+@needs_engines
+def test_failing_engine_names_the_utterance(tmp_path):
+    job = Job("bad-00001", Voice("espeak", "zzz", 150, 50), "Hello there friend.", "hello there friend",
+              tmp_path / "x.flac")
+    with pytest.raises(AudioError, match="utterance bad-00001"):
+        synthesize(job)
+
+
+@needs_engines
+def test_data_sh_and_cli(tmp_path):
+    out = subprocess.run(["bash", str(ROOT / "egs/synth_en/local/data.sh"), "--size", "0.005",
+                          str(tmp_path / "c")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "test_unseen_voice" in out.stdout
+    cli = subprocess.run([sys.executable, "-m", "narvox", "data", "validate", str(tmp_path / "c/train")],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0 and "OK" in cli.stdout
+    (tmp_path / "c/train/text").write_text("zzz hello\n")
+    cli = subprocess.run([sys.executable, "-m", "narvox", "data", "validate", str(tmp_path / "c/train")],
+                         capture_output=True, text=True)
+    assert cli.returncode == 1 and "utterances are not in utt2spk (e.g. 'zzz')" in cli.stdout
+
+
+def test_version():
+    out = subprocess.run([sys.executable, "-m", "narvox", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("narvox ")
