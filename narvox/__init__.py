@@ -9,4 +9,12 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 from narvox.errors import AudioError, DataDirError, NarvoxError, TextError  # noqa: E402
 
-__all__ = ["__version__", "AudioError", "DataDirError", "NarvoxError", "TextError"]
+__all__ = ["__version__", "ASR", "AudioError", "DataDirError", "NarvoxError", "TextError"]
+
+
+def __getattr__(name: str):
+    # the API classes load lazily so `import narvox` stays light (no torch, no onnxruntime)
+    if name == "ASR":
+        from narvox.asr.api import ASR
+        return ASR
+    raise AttributeError(f"module 'narvox' has no attribute '{name}'")

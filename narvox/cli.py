@@ -49,6 +49,44 @@ def cmd_data(args) -> int:
     return status
 
 
+def _srt_time(seconds: float) -> str:
+    ms = int(round(seconds * 1000))
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def _srt(t) -> str:
+    """One cue per utterance, from its first token to just after its last."""
+    if not t.text:
+        return ""
+    start, end = t.timestamps[0], t.timestamps[-1] + 0.5
+    return f"1\n{_srt_time(start)} --> {_srt_time(end)}\n{t.text}\n"
+
+
+def cmd_transcribe(args) -> int:
+    import json
+    from dataclasses import asdict
+    from narvox.asr.api import ASR
+    asr = ASR.from_pretrained(args.model, method=args.method, num_threads=args.num_threads)
+    results = asr.transcribe([str(f) for f in args.files], batch_size=args.batch_size)
+    for r in results:
+        if r.error:
+            print(f"{r.source}: ERROR {r.error}", file=sys.stderr)
+        elif args.format == "json":
+            print(json.dumps(asdict(r), ensure_ascii=False))
+        elif args.format == "srt":
+            print(f"# {r.source}\n{_srt(r)}")
+        else:
+            print(f"{r.source}\t{r.text}")
+    return 1 if any(r.error for r in results) else 0
+
+
+def cmd_export(args) -> int:
+    from narvox.export.asr import export_model_dir
+    for bundle in export_model_dir(args.model_dir, args.out):
+        print(bundle)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from narvox.data.synth_en import format_table, generate, summarize
     out = DEFAULT_CORPUS_ROOT / args.size_name
@@ -77,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["validate", "fix", "info"])
     p.add_argument("dirs", nargs="+", type=Path)
     p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("transcribe", help="speech to text with a shipped or trained model")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--model", default="paraformer", help="paraformer | ctc | bundle dir | model dir")
+    p.add_argument("--method", default="greedy", help="greedy | beam (ctc, attention bundles)")
+    p.add_argument("--format", default="text", choices=["text", "json", "srt"])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--num-threads", type=int, default=2)
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("export", help="export a trained model directory to ONNX bundles")
+    p.add_argument("model_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="the README's demo on the embedded corpus")
     p.add_argument("--size", dest="size_name", default="mini", choices=["tiny", "mini", "full"])

@@ -24,3 +24,28 @@ def make_data_dir(tmp_path):
         data = DataDir(wav_scp=wav, text=text, utt2spk=utt2spk)
         return data, write_data_dir(data, tmp_path / name)
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """A generated synthetic corpus of ~1 minute (needs the Debian speech engines)."""
+    import shutil
+    if not shutil.which("espeak-ng"):
+        pytest.skip("speech engines missing")
+    from narvox.data.synth_en import generate
+    out = tmp_path_factory.mktemp("corpus")
+    generate(out, hours=0.02, nj=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_dumps(tiny_corpus, tmp_path_factory):
+    """fbank dumps of the tiny corpus's train and dev sets and a small BPE vocabulary."""
+    from narvox.data.feats_dump import dump_fbank
+    from narvox.data import read_data_dir
+    from narvox.text.tokens import BpeTokenizer
+    out = tmp_path_factory.mktemp("dumps")
+    train = dump_fbank(tiny_corpus / "train", out / "train", nj=1)
+    valid = dump_fbank(tiny_corpus / "dev", out / "dev", nj=1)
+    BpeTokenizer.train(read_data_dir(tiny_corpus / "train").text.values(), out / "lang", 48).save(out / "lang")
+    return train, valid, out / "lang"

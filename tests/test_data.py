@@ -139,3 +139,15 @@ def test_sampler_shards_across_ranks():
     flat = [tuple(b) for s in shards for b in s]
     total = len(DurationBatchSampler(durations, 6.0, seed=0).all_batches())
     assert len(flat) - total < 3  # only the padding repeats
+
+
+def test_speed_perturb(make_data_dir, tmp_path):
+    from narvox.data.kaldi import speed_perturb
+    data, _ = make_data_dir()
+    fast = speed_perturb(data, 1.1)
+    both = combine([data, fast])
+    write_data_dir(both, tmp_path / "sp")
+    assert validate_data_dir(tmp_path / "sp") == []
+    samples, _ = fast.load_audio("sp1.1-spka-002")
+    assert abs(len(samples) - 16000 / 1.1) < 50
+    assert fast.utt2spk["sp1.1-spka-002"] == "sp1.1-spka"

@@ -47,14 +47,14 @@ def test_g2p():
 
 
 def test_token_table_reserved_and_io(tmp_path):
-    table = TokenTable(["<blk>", "<unk>", "<s>", "</s>", "a", "b"])
+    table = TokenTable(["<blk>", "<s>", "</s>", "<unk>", "a", "b"])
     table.save(tmp_path / "tokens.txt")
-    assert (tmp_path / "tokens.txt").read_text().splitlines()[:2] == ["<blk> 0", "<unk> 1"]
+    assert (tmp_path / "tokens.txt").read_text().splitlines()[:2] == ["<blk> 0", "<s> 1"]
     assert TokenTable.load(tmp_path / "tokens.txt").symbols == table.symbols
     assert table["zzz"] == table.unk_id
     with pytest.raises(TextError, match="must start with"):
         TokenTable(["a", "<blk>"])
-    (tmp_path / "bad.txt").write_text("<blk> 0\n<unk> 2\n")
+    (tmp_path / "bad.txt").write_text("<blk> 0\n<s> 2\n")
     with pytest.raises(TextError, match="without gaps"):
         TokenTable.load(tmp_path / "bad.txt")
 
@@ -71,7 +71,7 @@ def test_char_tokenizer_round_trip(tmp_path):
 def test_bpe_tokenizer_round_trip(tmp_path):
     texts = [f"the quick brown fox number {i} jumps over the lazy dog" for i in range(200)]
     tok = BpeTokenizer.train(texts, tmp_path / "train", vocab_size=48)
-    assert tok.table.symbols[:4] == ["<blk>", "<unk>", "<s>", "</s>"]
+    assert tok.table.symbols[:4] == ["<blk>", "<s>", "</s>", "<unk>"]
     ids = tok.encode("the lazy fox jumps")
     assert len(ids) < len("the lazy fox jumps") and tok.decode(ids) == "the lazy fox jumps"
     tok.save(tmp_path / "saved")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -150,6 +151,28 @@ def combine(dirs: list[DataDir]) -> DataDir:
         segments=merge("segments", [d.segments for d in dirs]),
         utt2dur=merge("utt2dur", [d.utt2dur for d in dirs]),
         extra={name: merge(name, [d.extra[name] for d in dirs]) for name in extras})
+
+
+def speed_perturb(data: DataDir, factor: float) -> DataDir:
+    """Kaldi's perturb_data_dir_speed: audio piped through `sox speed`, ids and speakers prefixed
+    `sp<factor>-` so they stay unique and sorted when combined with the original."""
+    if data.segments is not None:
+        raise DataDirError("speed perturbation of segmented data is not supported; "
+                           "extract the segments first")
+    prefix = f"sp{factor:g}-"
+    quote = lambda spec: spec[:-1].strip() + " |" if spec.endswith("|") else f"cat {shlex.quote(spec)} |"
+    return DataDir(
+        wav_scp={prefix + u: f"{quote(s)} sox -t {_sox_type(s)} - -t wav - speed {factor:g} |"
+                 for u, s in data.wav_scp.items()},
+        text={prefix + u: t for u, t in data.text.items()},
+        utt2spk={prefix + u: prefix + s for u, s in data.utt2spk.items()},
+        utt2dur=None if data.utt2dur is None else {prefix + u: d / factor for u, d in data.utt2dur.items()},
+        extra={n: {prefix + u: v for u, v in t.items()} for n, t in data.extra.items()})
+
+
+def _sox_type(spec: str) -> str:
+    """The container sox must expect on stdin: a pipe's output is WAV, a file's is its suffix."""
+    return "wav" if spec.endswith("|") else Path(spec).suffix.lstrip(".").lower() or "wav"
 
 
 def compute_utt2dur(data: DataDir, nj: int = 1) -> dict[str, float]:

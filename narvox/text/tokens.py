@@ -1,8 +1,9 @@
 """Token vocabularies (characters, sentencepiece BPE, phones) and `tokens.txt` I/O.
 
-Every vocabulary starts with the reserved symbols the ASR models and the ONNX runtimes need:
-`<blk>` = 0 (CTC blank, sherpa-onnx), `<unk>` = 1, `<s>` = 2, `</s>` = 3 (Paraformer's and the
-attention decoder's end, which sherpa-onnx stops on). Tokenizers are torch-free.
+Every vocabulary starts with the reserved symbols the ASR models and the ONNX runtimes need, in
+FunASR's order: `<blk>` = 0 (CTC blank; sherpa-onnx looks it up by name), `<s>` = 1, `</s>` = 2
+(the end Paraformer and the attention decoder emit; sherpa-onnx stops on it and funasr-onnx drops
+ids 0 and 2 by number), `<unk>` = 3. Tokenizers are torch-free.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Iterable
 from narvox.errors import TextError
 
 BLANK, UNK, SOS, EOS = "<blk>", "<unk>", "<s>", "</s>"
-RESERVED = (BLANK, UNK, SOS, EOS)
+RESERVED = (BLANK, SOS, EOS, UNK)
 SPACE = "▁"  # word boundary, as sentencepiece writes it
 
 
@@ -34,7 +35,7 @@ class TokenTable:
             if not s or any(c.isspace() for c in s):
                 raise TextError(f"token symbol {s!r} is empty or holds white space")
 
-    blank_id, unk_id, sos_id, eos_id = 0, 1, 2, 3
+    blank_id, sos_id, eos_id, unk_id = 0, 1, 2, 3
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -151,8 +152,8 @@ class BpeTokenizer(Tokenizer):
         prefix = directory / "bpe"
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(list(texts)), model_prefix=str(prefix), vocab_size=vocab_size,
-            model_type="bpe", character_coverage=1.0, pad_id=0, pad_piece=BLANK, unk_id=1,
-            unk_piece=UNK, bos_id=2, bos_piece=SOS, eos_id=3, eos_piece=EOS,
+            model_type="bpe", character_coverage=1.0, pad_id=0, pad_piece=BLANK, bos_id=1,
+            bos_piece=SOS, eos_id=2, eos_piece=EOS, unk_id=3, unk_piece=UNK,
             hard_vocab_limit=False, minloglevel=2)
         sp = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
         table = TokenTable(sp.id_to_piece(i) for i in range(sp.get_piece_size()))

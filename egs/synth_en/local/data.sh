@@ -8,7 +8,7 @@ size=mini
 nj=2
 seed=0
 help_args="<out-dir>"
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd -P "$(dirname "$0")" && pwd)
 . "$here/../path.sh"
 . "$here/../../utils/parse_options.sh"
 if [ $# -ne 1 ]; then echo "usage: $0 [--size mini|full|tiny|HOURS] [--nj N] [--seed S] <out-dir>" >&2; exit 1; fi

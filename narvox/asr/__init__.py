@@ -1,0 +1,1 @@
+"""Speech recognition: CTC, Paraformer and the attention-decoder baseline."""

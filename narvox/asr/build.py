@@ -1,0 +1,53 @@
+"""Build ASR models from config dicts, and save/load model directories.
+
+A model directory holds `model.pt` (kind, config, state dict), the tokenizer (`tokens.txt`,
+`tokenizer.json`, `bpe.model`) and, for Paraformer, `am.mvn`.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from narvox.asr.ctc_attention import CtcAttentionASR, CtcAttentionConfig
+from narvox.asr.paraformer import Paraformer, ParaformerConfig
+from narvox.models.conformer import EncoderConfig
+from narvox.models.transformer import DecoderConfig
+
+KINDS = ("ctc_attention", "paraformer")
+
+
+def build_model(config: dict, vocab_size: int) -> nn.Module:
+    """config: {kind, encoder: {...}, decoder: {...}, other fields of the model's config}."""
+    config = copy.deepcopy(config)
+    kind = config.pop("kind", None)
+    encoder = EncoderConfig(**config.pop("encoder", {}))
+    decoder = DecoderConfig(**config.pop("decoder", {}))
+    if kind == "ctc_attention":
+        return CtcAttentionASR(CtcAttentionConfig(vocab_size, encoder, decoder, **config))
+    if kind == "paraformer":
+        c = ParaformerConfig(vocab_size, encoder, decoder, **config)
+        c.encoder.input_dim = 80 * c.lfr_m
+        c.encoder.input_layer = "linear"
+        return Paraformer(c)
+    raise ValueError(f"unknown ASR model kind '{kind}' (one of {KINDS})")
+
+
+def save_model(directory: str | Path, model: nn.Module, config: dict) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": config, "vocab_size": model.config.vocab_size,
+                "state_dict": model.state_dict()}, directory / "model.pt")
+    return directory
+
+
+def load_model(directory: str | Path) -> tuple[nn.Module, dict]:
+    directory = Path(directory)
+    if not (directory / "model.pt").is_file():
+        raise FileNotFoundError(f"{directory}: no model.pt")
+    saved = torch.load(directory / "model.pt", map_location="cpu", weights_only=False)
+    model = build_model(saved["config"], saved["vocab_size"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval(), saved["config"]

@@ -1,0 +1,134 @@
+"""Paraformer (Gao et al. 2022): LFR features -> Conformer encoder -> CIF -> parallel decoder.
+
+One module holds the training forward (CE + quantity + optional CTC, with the GLM sampler), the
+non-autoregressive inference, and the export forward that funasr-onnx and sherpa-onnx expect.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from narvox.asr.cif import CifPredictor, cif
+from narvox.models.attention import padding_mask
+from narvox.models.conformer import ConformerEncoder, EncoderConfig
+from narvox.models.transformer import DecoderConfig, DecoderLayer
+
+IGNORE = -1
+
+
+@dataclass
+class ParaformerConfig:
+    vocab_size: int
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(input_dim=560, input_layer="linear"))
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    lfr_m: int = 7
+    lfr_n: int = 6
+    predictor_bias: int = 1          # append </s> so the model says where the sentence ends
+    sampling_ratio: float = 0.5      # GLM: share of wrong tokens replaced by the truth
+    ctc_weight: float = 0.3
+    quantity_weight: float = 1.0
+    label_smoothing: float = 0.1
+    eos_id: int = 2
+
+
+class Paraformer(nn.Module):
+    def __init__(self, c: ParaformerConfig):
+        super().__init__()
+        if c.encoder.d_model != c.decoder.d_model:
+            raise ValueError("Paraformer needs encoder and decoder of the same d_model")
+        self.config = c
+        self.encoder = ConformerEncoder(c.encoder)
+        self.predictor = CifPredictor(c.encoder.d_model)
+        self.decoder_layers = nn.ModuleList(DecoderLayer(c.decoder) for _ in range(c.decoder.n_layers))
+        self.decoder_norm = nn.LayerNorm(c.decoder.d_model)
+        self.output = nn.Linear(c.decoder.d_model, c.vocab_size)
+        self.embed = nn.Embedding(c.vocab_size, c.decoder.d_model)  # GLM sampler's ground truth
+        self.ctc = nn.Linear(c.encoder.d_model, c.vocab_size) if c.ctc_weight > 0 else None
+
+    frame_shift = property(lambda self: 0.01 * self.config.lfr_n)
+
+    def decode_tokens(self, token_embeddings: Tensor, token_mask: Tensor, memory: Tensor,
+                      memory_mask: Tensor) -> Tensor:
+        x = token_embeddings
+        self_mask, cross_mask = token_mask[:, None, :], memory_mask[:, None, :]
+        for layer in self.decoder_layers:
+            x, _ = layer(x, self_mask, memory, cross_mask)
+        return self.output(self.decoder_norm(x))
+
+    def forward(self, feats: Tensor, feat_lens: Tensor, targets: Tensor, target_lens: Tensor) -> dict:
+        """Training losses. targets [B, L] padded with -1."""
+        c = self.config
+        hidden, lens = self.encoder(feats, feat_lens)
+        memory_mask = padding_mask(lens, hidden.size(1))
+        if c.predictor_bias:
+            targets = torch.cat([targets, targets.new_full((targets.size(0), 1), IGNORE)], 1)
+            targets[torch.arange(targets.size(0)), target_lens] = c.eos_id
+            target_lens = target_lens + 1
+        alphas = self.predictor.alphas(hidden, lens)
+        predicted_count = alphas.sum(1)
+        quantity_loss = F.l1_loss(predicted_count, target_lens.to(alphas.dtype))
+        # train the decoder on embeddings integrated to the true length
+        scaled = alphas * (target_lens / predicted_count.clamp(min=1e-4))[:, None]
+        embeddings, _ = cif(hidden, scaled, target_lens)
+        token_mask = padding_mask(target_lens, targets.size(1))
+
+        if c.sampling_ratio > 0:
+            with torch.no_grad():
+                first = self.decode_tokens(embeddings, token_mask, hidden, memory_mask).argmax(-1)
+                correct = ((first == targets) & token_mask).sum(1)
+                n_sample = ((target_lens - correct).float() * c.sampling_ratio).long()
+                scores = torch.rand(targets.shape, device=targets.device).masked_fill(~token_mask, 2.0)
+                rank = scores.argsort(1).argsort(1)
+                pick = (rank < n_sample[:, None]).unsqueeze(-1)
+            embeddings = torch.where(pick, self.embed(targets.clamp(min=0)), embeddings)
+
+        logits = self.decode_tokens(embeddings, token_mask, hidden, memory_mask)
+        ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE,
+                             label_smoothing=c.label_smoothing)
+        loss = ce + c.quantity_weight * quantity_loss
+        out = {"ce": ce, "quantity": quantity_loss}
+        if self.ctc is not None:
+            ctc_targets = targets.masked_fill(targets == c.eos_id, IGNORE) if c.predictor_bias else targets
+            ctc_lens = target_lens - c.predictor_bias
+            log_probs = self.ctc(hidden).log_softmax(-1).transpose(0, 1)
+            ctc = F.ctc_loss(log_probs, ctc_targets.clamp(min=0), lens, ctc_lens, blank=0,
+                             zero_infinity=True)
+            loss = loss + c.ctc_weight * ctc
+            out["ctc"] = ctc
+        with torch.no_grad():
+            out["acc"] = ((logits.argmax(-1) == targets) & token_mask).sum() / token_mask.sum()
+        out["loss"] = loss
+        return out
+
+    def infer(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Log-probs [B, L, V], token counts [B] (including </s>) and fire frames [B, L]."""
+        hidden, lens = self.encoder(feats, feat_lens)
+        alphas = self.predictor.alphas(hidden, lens)
+        tailed_hidden, tailed_alphas = self.predictor.add_tail(hidden, alphas, lens)
+        token_num = torch.floor(tailed_alphas.sum(1).double() + 1e-4).long().clamp(min=1)
+        embeddings, fire_frames = cif(tailed_hidden, tailed_alphas, token_num)
+        token_mask = padding_mask(token_num, embeddings.size(1))
+        logits = self.decode_tokens(embeddings, token_mask, hidden, padding_mask(lens, hidden.size(1)))
+        return logits.log_softmax(-1), token_num, fire_frames
+
+    @torch.no_grad()
+    def transcribe(self, feats: Tensor, feat_lens: Tensor) -> list[tuple[list[int], list[float]]]:
+        """(token ids, start seconds) per utterance; ends at the first </s>."""
+        log_probs, token_num, fire_frames = self.infer(feats, feat_lens)
+        best = log_probs.argmax(-1)
+        out = []
+        for b in range(best.size(0)):
+            ids, times = [], []
+            for pos in range(int(token_num[b])):
+                tok = int(best[b, pos])
+                if tok == self.config.eos_id:
+                    break
+                if tok not in (0, 1):  # blank and <s> are not words
+                    start = int(fire_frames[b, pos - 1]) + 1 if pos else 0
+                    ids.append(tok)
+                    times.append(round(start * self.frame_shift, 3))
+            out.append((ids, times))
+        return out

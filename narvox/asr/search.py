@@ -1,0 +1,149 @@
+"""Decoding searches shared by the PyTorch models and narvox.runtime: numpy only, no torch.
+
+- CTC: greedy best path and prefix beam search over log-probs.
+- Attention decoder: batched beam search over any `step` function (a torch decoder or an ONNX
+  session), with the KV cache carried as arrays whose axis 1 is the hypothesis.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Callable, Sequence
+
+import numpy as np
+
+BLANK = 0
+
+
+def ctc_greedy(log_probs: np.ndarray, lengths: Sequence[int]) -> list[tuple[list[int], list[int]]]:
+    """Best path of [B, T, V] log-probs: (token ids, frame where each token starts) per utterance."""
+    best = log_probs.argmax(-1)
+    keep = best != BLANK
+    keep[:, 1:] &= best[:, 1:] != best[:, :-1]
+    out = []
+    for b, n in enumerate(lengths):
+        frames = np.nonzero(keep[b, :int(n)])[0]
+        out.append((best[b, frames].tolist(), frames.tolist()))
+    return out
+
+
+def _logaddexp(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))
+
+
+def ctc_prefix_beam_search(log_probs: np.ndarray, beam: int = 5, prune: float = -12.0) -> list[int]:
+    """CTC prefix beam search over one utterance's log-probs [T, V].
+
+    Frames where blank is certain are folded in without expanding prefixes: they add the same
+    blank probability to every prefix and cannot change the ranking.
+    """
+    beams: dict[tuple, tuple[float, float]] = {(): (0.0, -math.inf)}  # prefix -> (p_blank, p_nonblank)
+    for frame in log_probs:
+        if frame[BLANK] > -1e-4:
+            beams = {p: (_logaddexp(pb, pnb) + float(frame[BLANK]), -math.inf) for p, (pb, pnb) in beams.items()}
+            continue
+        candidates = np.nonzero(frame > prune)[0]
+        nxt: dict[tuple, list[float]] = defaultdict(lambda: [-math.inf, -math.inf])
+        for prefix, (pb, pnb) in beams.items():
+            total = _logaddexp(pb, pnb)
+            for tok in candidates.tolist():
+                p = float(frame[tok])
+                if tok == BLANK:
+                    nxt[prefix][0] = _logaddexp(nxt[prefix][0], total + p)
+                elif prefix and prefix[-1] == tok:
+                    nxt[prefix][1] = _logaddexp(nxt[prefix][1], pnb + p)      # repeat collapses
+                    ext = prefix + (tok,)
+                    nxt[ext][1] = _logaddexp(nxt[ext][1], pb + p)             # blank-separated repeat
+                else:
+                    ext = prefix + (tok,)
+                    nxt[ext][1] = _logaddexp(nxt[ext][1], total + p)
+        ranked = sorted(nxt.items(), key=lambda kv: -_logaddexp(*kv[1]))[:beam]
+        beams = {p: (v[0], v[1]) for p, v in ranked}
+    return list(max(beams.items(), key=lambda kv: _logaddexp(*kv[1]))[0])
+
+
+StepFn = Callable[[np.ndarray, int, tuple], tuple[np.ndarray, tuple]]
+
+
+def attention_beam_search(step: StepFn, cache: tuple, batch: int, beam: int, max_len: int,
+                          sos: int, eos: int) -> list[list[int]]:
+    """Batched beam search: every utterance's `beam` hypotheses advance together, one step call
+    per output position.
+
+    `step(tokens [B*beam, 1], position, cache) -> (log-probs [B*beam, V], cache)`; every cache
+    array has the hypothesis on axis 1 so it can be reordered when beams are re-ranked. Scores are
+    summed log-probs; the final choice is length-normalised.
+    """
+    scores = np.full((batch, beam), -np.inf, dtype=np.float32)
+    scores[:, 0] = 0.0
+    tokens = np.full((batch * beam, 1), sos, dtype=np.int64)
+    history = np.zeros((batch * beam, 0), dtype=np.int64)
+    finished = np.zeros(batch * beam, dtype=bool)
+    offsets = (np.arange(batch) * beam)[:, None]
+    for position in range(max_len):
+        logp, cache = step(tokens, position, cache)
+        # a finished hypothesis can only extend by </s>, at no cost
+        logp = np.where(finished[:, None], -np.inf, logp).astype(np.float32)
+        logp[finished, eos] = 0.0
+        vocab = logp.shape[1]
+        total = (scores.reshape(-1, 1) + logp).reshape(batch, -1)
+        flat = np.argpartition(-total, beam - 1, axis=1)[:, :beam] if beam < total.shape[1] else \
+            np.tile(np.arange(total.shape[1]), (batch, 1))
+        scores = np.take_along_axis(total, flat, 1)
+        source = (flat // vocab + offsets).reshape(-1)
+        tokens = (flat % vocab).reshape(-1, 1)
+        cache = tuple(c[:, source] for c in cache)
+        history = np.concatenate([history[source], tokens], 1)
+        finished = finished[source] | (tokens[:, 0] == eos)
+        if finished.all():
+            break
+    lengths = ((history != eos).sum(1) + 1).reshape(batch, beam)
+    best = (scores / lengths).argmax(1)
+    out = []
+    for b in range(batch):
+        seq = history[b * beam + best[b]].tolist()
+        out.append(seq[:seq.index(eos)] if eos in seq else seq)
+    return out
+
+
+def ctc_align_starts(log_probs: np.ndarray, tokens: Sequence[int]) -> list[int]:
+    """First frame of each token on the CTC forced-alignment (Viterbi) path of [T, V] log-probs.
+
+    States are the usual blank-interleaved sequence (blank, t1, blank, t2, ..., blank); the loop
+    runs over frames with all states updated at once.
+    """
+    tokens = list(tokens)
+    t_max, n = log_probs.shape[0], len(tokens)
+    if n == 0:
+        return []
+    if n > t_max:
+        return [0] * n  # cannot align more tokens than frames; report the start
+    states = np.full(2 * n + 1, BLANK, dtype=np.int64)
+    states[1::2] = tokens
+    s = len(states)
+    # a token state may skip the blank before it unless it repeats the previous token
+    can_skip = np.zeros(s, dtype=bool)
+    can_skip[3::2] = states[3::2] != states[1:-2:2]
+    score = np.full(s, -np.inf)
+    score[:2] = log_probs[0, states[:2]]
+    back = np.zeros((t_max, s), dtype=np.int8)  # 0 stay, 1 from s-1, 2 from s-2
+    for t in range(1, t_max):
+        prev1 = np.concatenate([[-np.inf], score[:-1]])
+        prev2 = np.where(can_skip, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
+        stacked = np.stack([score, prev1, prev2])
+        back[t] = stacked.argmax(0)
+        score = stacked.max(0) + log_probs[t, states]
+    state = s - 1 if s == 1 or score[s - 1] >= score[s - 2] else s - 2
+    path = np.empty(t_max, dtype=np.int64)
+    for t in range(t_max - 1, -1, -1):
+        path[t] = state
+        state -= back[t, state]
+    starts = [0] * n
+    for t in range(t_max - 1, -1, -1):  # earliest frame of each token state
+        if path[t] % 2 == 1:
+            starts[path[t] // 2] = t
+    return starts

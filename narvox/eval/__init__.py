@@ -1,0 +1,1 @@
+"""Evaluation: WER/CER, codec quality, TTS intelligibility."""

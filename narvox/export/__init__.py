@@ -1,0 +1,1 @@
+"""torch -> ONNX export of every narvox model into deployment bundles."""

@@ -1,0 +1,1 @@
+"""Shared neural network blocks for ASR and TTS."""

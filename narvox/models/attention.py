@@ -1,0 +1,94 @@
+"""Multi-head attention on `scaled_dot_product_attention`, with an explicit KV cache.
+
+Hand-written (not nn.MultiheadAttention) so ONNX export keeps every length dynamic, and so the
+cache is a pair of plain tensors that an exported decoder step can take in and give back.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+KVCache = tuple[Tensor, Tensor]  # keys, values: [B, heads, T, head_dim]
+
+
+def padding_mask(lengths: Tensor, max_len: int | None = None) -> Tensor:
+    """[B] lengths -> [B, T] bool, True on real frames."""
+    max_len = int(lengths.max()) if max_len is None else max_len
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def causal_mask(length: int, device=None) -> Tensor:
+    """[T, T] bool, True where query t may look at key s (s <= t)."""
+    return torch.ones(length, length, dtype=torch.bool, device=device).tril()
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by {n_heads} heads")
+        self.n_heads, self.head_dim = n_heads, d_model // n_heads
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def _split(self, x: Tensor) -> Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def project_kv(self, x: Tensor) -> KVCache:
+        """Keys and values of `x` [B, T, D]; computed once for cross-attention to a fixed memory."""
+        return self._split(self.key(x)), self._split(self.value(x))
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, mask: Tensor | None = None,
+                cache: KVCache | None = None, static_kv: KVCache | None = None) -> tuple[Tensor, KVCache]:
+        """Attend from `x` [B, Tq, D] to `memory` (self-attention when None).
+
+        mask: bool, broadcastable to [B, Tq, Tk], True where attention is allowed.
+        cache: keys/values of earlier steps, extended by this call's (self-attention decoding).
+        static_kv: precomputed keys/values of a fixed memory (cross-attention decoding).
+        Returns the output and the keys/values attended to (the new cache).
+        """
+        q = self._split(self.query(x))
+        if static_kv is not None:
+            k, v = static_kv
+        else:
+            k, v = self.project_kv(x if memory is None else memory)
+            if cache is not None:
+                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
+        attn_mask = None if mask is None else mask.unsqueeze(1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        b, _, t, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, t, -1)), (k, v)
+
+
+class PositionalEncoding(nn.Module):
+    """Sinusoidal absolute positions, added after scaling the input by sqrt(d_model)."""
+
+    def __init__(self, d_model: int, dropout: float = 0.0, max_len: int = 5000):
+        super().__init__()
+        position = torch.arange(max_len)[:, None]
+        div = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
+        pe = torch.zeros(max_len, d_model)
+        pe[:, 0::2] = torch.sin(position * div)
+        pe[:, 1::2] = torch.cos(position * div)
+        self.register_buffer("pe", pe, persistent=False)
+        self.scale = math.sqrt(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, offset: Tensor | int = 0) -> Tensor:
+        """x [B, T, D]; `offset` is the position of x[:, 0] (a tensor in exported decoder steps)."""
+        positions = torch.arange(x.size(1), device=x.device) + offset
+        return self.dropout(x * self.scale + self.pe[positions])
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation=nn.SiLU):
+        super().__init__(nn.Linear(d_model, d_ff), activation(), nn.Dropout(dropout),
+                         nn.Linear(d_ff, d_model))

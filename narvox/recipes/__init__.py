@@ -1,0 +1,1 @@
+"""Lightning training recipes, driven by egs/*/run.sh."""

@@ -1,0 +1,110 @@
+"""Datasets and the Lightning data module for ASR training over dumped fbank."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from narvox.asr.frontend import AsrFrontend
+from narvox.data.feats_dump import FbankDump
+from narvox.data.sampler import DurationBatchSampler
+from narvox.errors import TextError
+from narvox.text.tokens import Tokenizer
+
+
+@dataclass
+class SpecAugment:
+    """Frequency and time masks on fbank (Park et al. 2019), applied before LFR."""
+    freq_masks: int = 2
+    freq_width: int = 15
+    time_masks: int = 2
+    time_width: float = 0.05  # share of the utterance
+    seed: int | None = None
+
+    def __call__(self, feats: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        feats = feats.copy()
+        t, f = feats.shape
+        for _ in range(self.freq_masks):
+            w = rng.integers(0, self.freq_width + 1)
+            start = rng.integers(0, max(1, f - w))
+            feats[:, start:start + w] = 0.0
+        for _ in range(self.time_masks):
+            w = rng.integers(0, int(t * self.time_width) + 1)
+            start = rng.integers(0, max(1, t - w))
+            feats[start:start + w] = feats.mean()
+        return feats
+
+
+class AsrDataset(Dataset):
+    """(features, token ids) of every utterance of a dump dir."""
+
+    def __init__(self, dump_dir: str | Path, tokenizer: Tokenizer, frontend: AsrFrontend,
+                 spec_augment: SpecAugment | None = None):
+        self.dump = FbankDump(dump_dir)
+        self.tokenizer, self.frontend, self.spec_augment = tokenizer, frontend, spec_augment
+        self.utts = self.dump.utts
+        self.targets = []
+        for utt in self.utts:
+            ids = tokenizer.encode(self.dump.text[utt])
+            if not ids:
+                raise TextError(f"{dump_dir}: utterance {utt} has an empty transcript")
+            self.targets.append(ids)
+        self.durations = [self.dump.index[u][1] * 0.01 for u in self.utts]
+        self.rng = np.random.default_rng()
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, list[int]]:
+        feats = self.dump[self.utts[i]]
+        if self.spec_augment is not None:
+            feats = self.spec_augment(feats, self.rng)
+        return self.frontend.from_fbank(feats), self.targets[i]
+
+
+def collate(batch: list[tuple[np.ndarray, list[int]]]) -> dict[str, torch.Tensor]:
+    feat_lens = torch.tensor([len(f) for f, _ in batch])
+    target_lens = torch.tensor([len(t) for _, t in batch])
+    feats = torch.zeros(len(batch), int(feat_lens.max()), batch[0][0].shape[1])
+    targets = torch.full((len(batch), int(target_lens.max())), -1, dtype=torch.long)
+    for i, (f, t) in enumerate(batch):
+        feats[i, :len(f)] = torch.from_numpy(f)
+        targets[i, :len(t)] = torch.tensor(t)
+    return {"feats": feats, "feat_lens": feat_lens, "targets": targets, "target_lens": target_lens}
+
+
+def _worker_seed(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+
+
+class AsrDataModule(L.LightningDataModule):
+    def __init__(self, train_dir: str, valid_dir: str, tokenizer: Tokenizer, frontend: AsrFrontend,
+                 max_seconds: float = 200.0, num_workers: int = 1, spec_augment: bool = True,
+                 seed: int = 0):
+        super().__init__()
+        self.train_dir, self.valid_dir = train_dir, valid_dir
+        self.tokenizer, self.frontend = tokenizer, frontend
+        self.max_seconds, self.num_workers, self.seed = max_seconds, num_workers, seed
+        self.spec_augment = SpecAugment() if spec_augment else None
+
+    def setup(self, stage: str | None = None) -> None:
+        self.train = AsrDataset(self.train_dir, self.tokenizer, self.frontend, self.spec_augment)
+        self.valid = AsrDataset(self.valid_dir, self.tokenizer, self.frontend)
+
+    def _loader(self, ds: AsrDataset, shuffle: bool) -> DataLoader:
+        # the sampler asks torch.distributed for rank/world when the loader is built (after DDP init)
+        sampler = DurationBatchSampler(ds.durations, self.max_seconds, shuffle=shuffle, seed=self.seed)
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
+                          worker_init_fn=_worker_seed if self.num_workers else None,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.valid, shuffle=False)
