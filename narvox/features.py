@@ -1,7 +1,10 @@
 """Acoustic features shared by training and deployment.
 
 - `fbank`: 80-dim Kaldi log-mel filterbank through kaldi-native-fbank (the same code sherpa-onnx
-  and funasr-onnx run), with samples scaled to the int16 range as those runtimes do.
+  and funasr-onnx run), with samples scaled to the int16 range as those runtimes do. Two presets
+  match the two deployment conventions: `funasr` (hamming window, snip_edges; FunASR and
+  sherpa-onnx Paraformer) and `kaldi` (povey window, no snip_edges, high_freq -400; WeNet and
+  sherpa-onnx's WeNet CTC).
 - `apply_lfr`: Paraformer's low frame rate stacking (m frames every n).
 - CMVN: global statistics over a data directory, stored as a Kaldi nnet1 `am.mvn`.
 - `log_mel`: torch log-mel spectrogram for codec reconstruction losses.
@@ -27,9 +30,22 @@ class FbankConfig:
     window_type: str = "hamming"
     dither: float = 0.0
     snip_edges: bool = True
+    high_freq: float = 0.0  # <= 0: offset from Nyquist
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def preset(cls, name: str) -> "FbankConfig":
+        if name not in FBANK_PRESETS:
+            raise ValueError(f"unknown fbank preset '{name}' (one of {sorted(FBANK_PRESETS)})")
+        return FBANK_PRESETS[name]
+
+
+FBANK_PRESETS = {
+    "funasr": FbankConfig(),
+    "kaldi": FbankConfig(window_type="povey", snip_edges=False, high_freq=-400.0),
+}
 
 
 def _fbank_computer(config: FbankConfig):
@@ -42,6 +58,7 @@ def _fbank_computer(config: FbankConfig):
     opts.frame_opts.dither = config.dither
     opts.frame_opts.snip_edges = config.snip_edges
     opts.mel_opts.num_bins = config.num_mel_bins
+    opts.mel_opts.high_freq = config.high_freq
     return knf.OnlineFbank(opts)
 
 
@@ -50,7 +67,7 @@ def fbank(samples: np.ndarray, config: FbankConfig = FbankConfig()) -> np.ndarra
     window = int(config.sample_rate * config.frame_length_ms / 1000)
     if samples.ndim != 1:
         raise AudioError(f"fbank expects mono [T] samples, got shape {samples.shape}")
-    if len(samples) < window:
+    if len(samples) < (window if config.snip_edges else window // 2 + 1):
         raise AudioError(f"audio of {len(samples)} samples is shorter than one "
                          f"{config.frame_length_ms:g} ms frame")
     computer = _fbank_computer(config)

@@ -45,7 +45,9 @@ def tiny_dumps(tiny_corpus, tmp_path_factory):
     from narvox.data import read_data_dir
     from narvox.text.tokens import BpeTokenizer
     out = tmp_path_factory.mktemp("dumps")
-    train = dump_fbank(tiny_corpus / "train", out / "train", nj=1)
-    valid = dump_fbank(tiny_corpus / "dev", out / "dev", nj=1)
+    from narvox.features import FbankConfig
+    kaldi = FbankConfig.preset("kaldi")  # what CTC/attention models take
+    train = dump_fbank(tiny_corpus / "train", out / "train", nj=1, config=kaldi)
+    valid = dump_fbank(tiny_corpus / "dev", out / "dev", nj=1, config=kaldi)
     BpeTokenizer.train(read_data_dir(tiny_corpus / "train").text.values(), out / "lang", 48).save(out / "lang")
     return train, valid, out / "lang"

@@ -1,7 +1,8 @@
 """Waveform -> model input, identical in training, in narvox.runtime and in the exported bundles.
 
-CTC/attention models take 80-dim fbank and normalise inside the graph (WeNet/sherpa-onnx style);
-Paraformer takes LFR-stacked fbank normalised by `am.mvn` (FunASR style). Torch-free.
+CTC/attention models take 80-dim Kaldi-preset fbank and normalise inside the graph (WeNet and
+sherpa-onnx's WeNet CTC); Paraformer takes LFR-stacked FunASR-preset fbank normalised by `am.mvn`.
+Torch-free.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from narvox.features import Cmvn, FbankConfig, apply_lfr, fbank
+
+FBANK_PRESET = {"ctc_attention": "kaldi", "paraformer": "funasr"}  # by model kind
 
 
 @dataclass
@@ -39,7 +42,7 @@ class AsrFrontend:
     @classmethod
     def for_model(cls, kind: str, model_dir: str | Path | None = None, lfr_m: int = 7, lfr_n: int = 6):
         if kind != "paraformer":
-            return cls()
+            return cls(fbank_config=FbankConfig.preset(FBANK_PRESET[kind]))
         cmvn = None
         if model_dir is not None and (Path(model_dir) / "am.mvn").is_file():
             cmvn = Cmvn.load(Path(model_dir) / "am.mvn")

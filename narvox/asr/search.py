@@ -141,7 +141,7 @@ def ctc_align_starts(log_probs: np.ndarray, tokens: Sequence[int]) -> list[int]:
     path = np.empty(t_max, dtype=np.int64)
     for t in range(t_max - 1, -1, -1):
         path[t] = state
-        state -= back[t, state]
+        state -= int(back[t, state])
     starts = [0] * n
     for t in range(t_max - 1, -1, -1):  # earliest frame of each token state
         if path[t] % 2 == 1:

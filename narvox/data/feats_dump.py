@@ -1,10 +1,12 @@
 """Fbank features of a data directory, computed once and stored beside the recipe.
 
-Layout of a dump dir: `feats.npy` (all frames, float16, [N, 80]) and `feats.index`
-(`<utt> <first frame> <frames>` per line), plus a copy of the data directory's `text`.
+Layout of a dump dir: `feats.npy` (all frames, float16, [N, 80]), `feats.index`
+(`<utt> <first frame> <frames>` per line), `fbank.json` (the FbankConfig used) and a copy of the
+data directory's `text`.
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +45,7 @@ def dump_fbank(data_dir: str | Path, out_dir: str | Path, nj: int = 2,
     (out_dir / "feats.index").write_text(
         "".join(f"{u} {offsets[i]} {len(feats[i])}\n" for i, u in enumerate(utts)))
     shutil.copy(data_dir / "text", out_dir / "text")
+    (out_dir / "fbank.json").write_text(json.dumps(config.to_dict()))
     log.info("dumped %d utterances, %d frames to %s", len(utts), offsets[-1], out_dir)
     return out_dir
 
@@ -62,6 +65,7 @@ class FbankDump:
         self.text = dict(l.split(maxsplit=1) if " " in l else (l, "")
                          for l in (path / "text").read_text(encoding="utf-8").splitlines())
         self.utts = list(self.index)
+        self.fbank_config = FbankConfig(**json.loads((path / "fbank.json").read_text()))
 
     def __getitem__(self, utt: str) -> np.ndarray:
         start, n = self.index[utt]

@@ -74,8 +74,8 @@ class _DecoderStepGraph(nn.Module):
         return self.decoder.step(tokens, offset, self_k, self_v, cross_k, cross_v, memory_mask)
 
 
-def _bundle_config(out: Path, kind: str, frame_shift: float, **extra) -> None:
-    fb = FbankConfig()
+def _bundle_config(out: Path, kind: str, frame_shift: float, fbank: str, **extra) -> None:
+    fb = FbankConfig.preset(fbank)
     (out / "narvox.json").write_text(json.dumps(
         {"kind": kind, "sample_rate": fb.sample_rate, "fbank": fb.to_dict(), "frame_shift": frame_shift,
          **extra}, indent=2))
@@ -101,7 +101,7 @@ def export_ctc(model: CtcAttentionASR, model_dir: Path, out: Path) -> Path:
     add_metadata(out / "model.onnx", {"model_type": "wenet_ctc", "vocab_size": len(symbols),
                                       "subsampling_factor": model.encoder.subsampling,
                                       "chunk_size": -1, "left_chunks": -1})
-    _bundle_config(out, "ctc", model.frame_shift, lfr_m=1, lfr_n=1)
+    _bundle_config(out, "ctc", model.frame_shift, "kaldi", lfr_m=1, lfr_n=1)
     return out
 
 
@@ -124,14 +124,14 @@ def export_paraformer(model: Paraformer, model_dir: Path, out: Path) -> Path:
     add_metadata(out / "model.onnx", {
         "model_type": "paraformer", "vocab_size": len(symbols), "lfr_window_size": c.lfr_m,
         "lfr_window_shift": c.lfr_n, "neg_mean": floats(cmvn.neg_mean), "inv_stddev": floats(cmvn.inv_stddev)})
-    fb = FbankConfig()
+    fb = FbankConfig.preset("funasr")
     (out / "config.yaml").write_text(yaml.safe_dump({  # read by funasr-onnx
         "frontend_conf": {"fs": fb.sample_rate, "window": fb.window_type, "n_mels": fb.num_mel_bins,
                           "frame_length": int(fb.frame_length_ms), "frame_shift": int(fb.frame_shift_ms),
                           "lfr_m": c.lfr_m, "lfr_n": c.lfr_n, "dither": fb.dither},
         "model_conf": {"predictor_bias": c.predictor_bias},
         "model": "Paraformer"}, sort_keys=False))
-    _bundle_config(out, "paraformer", model.frame_shift, lfr_m=c.lfr_m, lfr_n=c.lfr_n,
+    _bundle_config(out, "paraformer", model.frame_shift, "funasr", lfr_m=c.lfr_m, lfr_n=c.lfr_n,
                    eos_id=c.eos_id)
     return out
 
@@ -159,7 +159,7 @@ def export_attention(model: CtcAttentionASR, model_dir: Path, out: Path) -> Path
             "cross_k": {1: "N", 3: "T"}, "cross_v": {1: "N", 3: "T"}, "memory_mask": {0: "N", 1: "T"},
             "log_probs": {0: "N"}, "new_self_k": {1: "N", 3: "t1"}, "new_self_v": {1: "N", 3: "t1"}})
     c = model.config
-    _bundle_config(out, "attention", model.frame_shift, lfr_m=1, lfr_n=1, sos_id=c.sos_id,
+    _bundle_config(out, "attention", model.frame_shift, "kaldi", lfr_m=1, lfr_n=1, sos_id=c.sos_id,
                    eos_id=c.eos_id, decoder_layers=n, heads=h, head_dim=dh)
     return out
 

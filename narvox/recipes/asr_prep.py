@@ -2,8 +2,8 @@
 
   python -m narvox.recipes.asr_prep tokens --data data/train --kind bpe --vocab-size 256 --out data/lang_bpe256
   python -m narvox.recipes.asr_prep perturb --data data/train --factors 0.9 1.0 1.1 --out data/train_sp
-  python -m narvox.recipes.asr_prep dump --data data/train --out dump/train --nj 2
-  python -m narvox.recipes.asr_prep cmvn --dump dump/train --lfr-m 7 --lfr-n 6 --out dump/train/am.mvn
+  python -m narvox.recipes.asr_prep dump --data data/train --fbank kaldi --out dump/kaldi/train --nj 2
+  python -m narvox.recipes.asr_prep cmvn --dump dump/funasr/train --lfr-m 7 --lfr-n 6 --out dump/funasr/train/am.mvn
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import logging
 from narvox.data import combine, read_data_dir, write_data_dir
 from narvox.data.feats_dump import FbankDump, dump_fbank
 from narvox.data.kaldi import speed_perturb
-from narvox.features import CmvnAccumulator, apply_lfr
+from narvox.features import CmvnAccumulator, FbankConfig, apply_lfr
 from narvox.text.tokens import BpeTokenizer, CharTokenizer
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def perturb(args) -> None:
 
 
 def dump(args) -> None:
-    dump_fbank(args.data, args.out, nj=args.nj)
+    dump_fbank(args.data, args.out, nj=args.nj, config=FbankConfig.preset(args.fbank))
 
 
 def cmvn(args) -> None:
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--data", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--nj", type=int, default=2)
+    s.add_argument("--fbank", choices=["kaldi", "funasr"], default="funasr",
+                   help="kaldi: CTC/attention models (WeNet convention); funasr: Paraformer")
     s.set_defaults(func=dump)
     s = sub.add_parser("cmvn")
     s.add_argument("--dump", required=True)

@@ -17,6 +17,7 @@ import yaml
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
 from narvox.asr.frontend import AsrFrontend
+from narvox.data.feats_dump import FbankDump
 from narvox.recipes.asr_data import AsrDataModule
 from narvox.recipes.asr_task import AsrTask
 from narvox.text.tokens import load_tokenizer
@@ -38,6 +39,11 @@ def train(config: dict, exp_dir: str | Path, train_dir: str, valid_dir: str, lan
         shutil.copy(cmvn_path, exp_dir / "am.mvn")
     frontend = AsrFrontend.for_model(kind, exp_dir, config["model"].get("lfr_m", 7),
                                      config["model"].get("lfr_n", 6))
+    for dump_dir in (train_dir, valid_dir):
+        used = FbankDump(dump_dir).fbank_config
+        if used != frontend.fbank_config:
+            raise ValueError(f"{dump_dir} holds fbank {used}, but a {kind} model needs "
+                             f"{frontend.fbank_config}: dump the features with the matching --fbank preset")
     d = config.get("data", {})
     data = AsrDataModule(train_dir, valid_dir, tokenizer, frontend, max_seconds=d.get("max_seconds", 200),
                          num_workers=d.get("num_workers", 1), spec_augment=d.get("spec_augment", True),

@@ -9,7 +9,7 @@ import numpy as np
 from narvox.asr import search
 from narvox.asr.frontend import AsrFrontend
 from narvox.errors import NarvoxError
-from narvox.features import Cmvn
+from narvox.features import Cmvn, FbankConfig
 from narvox.runtime.session import create_session
 from narvox.text.tokens import TokenTable
 
@@ -36,7 +36,8 @@ class OnnxASR:
         self.kind = self.meta["kind"]
         self.tokens = TokenTable.load(self.bundle / "tokens.txt")
         cmvn = Cmvn.load(self.bundle / "am.mvn") if self.kind == "paraformer" else None
-        self.frontend = AsrFrontend(self.meta["lfr_m"], self.meta["lfr_n"], cmvn)
+        self.frontend = AsrFrontend(self.meta["lfr_m"], self.meta["lfr_n"], cmvn,
+                                    FbankConfig(**self.meta["fbank"]))
         self.frame_shift = self.meta["frame_shift"]
         session = lambda name: create_session(self.bundle / name, providers, num_threads)
         if self.kind == "ctc":

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The ASR recipe's stages after data preparation, shared by every corpus (like ESPnet's asr.sh).
+# A corpus's run.sh prepares Kaldi data dirs under data/ (stage 0) and calls this script.
+#   stage 1 tokens | 2 fbank | 3 CMVN | 4 train | 5 average | 6 decode | 7 score | 8 export
+set -euo pipefail
+stage=1
+stop_stage=100
+nj=2
+ngpu=0                # 0 = CPU; N > 0 = N GPUs with Lightning DDP
+models="ctc_attention paraformer"
+nbpe=256
+speed_perturb=false   # train on 0.9/1.0/1.1 speed copies (Kaldi style)
+train_set=train
+valid_set=dev
+test_sets=""
+train_args=""         # config overrides, e.g. "trainer.max_epochs=1 data.max_seconds=60"
+help_args=""
+. ./path.sh
+. ./cmd.sh
+. utils/parse_options.sh
+
+lang=data/lang_bpe${nbpe}
+if $speed_perturb; then
+  if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+    echo "stage 1: speed perturbation of $train_set"
+    python -m narvox.recipes.asr_prep perturb --data data/$train_set --factors 0.9 1.0 1.1 --out data/${train_set}_sp
+  fi
+  train_set=${train_set}_sp
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  echo "stage 1: BPE tokens ($nbpe)"
+  python -m narvox.recipes.asr_prep tokens --data data/$train_set --kind bpe --vocab-size "$nbpe" --out "$lang"
+fi
+
+# CTC/attention models use the Kaldi/WeNet fbank (what sherpa-onnx's WeNet CTC computes),
+# Paraformer the FunASR one (what funasr-onnx and sherpa-onnx's Paraformer compute).
+fbank_of() { [ "$1" = paraformer ] && echo funasr || echo kaldi; }
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  for preset in $(for m in $models; do fbank_of $m; done | sort -u); do
+    for s in $train_set $valid_set; do
+      echo "stage 2: $preset fbank of $s"
+      $train_cmd exp/log/dump_${preset}_$s.log python -m narvox.recipes.asr_prep dump --data data/$s \
+        --fbank "$preset" --out dump/$preset/$s --nj "$nj"
+    done
+  done
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ] && [[ " $models " == *" paraformer "* ]]; then
+  echo "stage 3: global CMVN of LFR features (am.mvn)"
+  python -m narvox.recipes.asr_prep cmvn --dump dump/funasr/$train_set --lfr-m 7 --lfr-n 6 \
+    --out dump/funasr/$train_set/am.mvn
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  for m in $models; do
+    echo "stage 4: train $m (log: exp/$m/train.log)"
+    overrides="$train_args"
+    if [ "$ngpu" -gt 0 ]; then
+      overrides="trainer.accelerator=gpu trainer.devices=$ngpu trainer.strategy=ddp trainer.precision=bf16-mixed $overrides"
+    fi
+    feats=dump/$(fbank_of $m)
+    $train_cmd exp/$m/train.log python -m narvox.recipes.train --config conf/$m.yaml --exp-dir exp/$m \
+      --train $feats/$train_set --valid $feats/$valid_set --lang "$lang" \
+      $([ "$m" = paraformer ] && echo --cmvn dump/funasr/$train_set/am.mvn) \
+      ${overrides:+--set $overrides}
+  done
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  for m in $models; do
+    n_best=$(python -c "import yaml; print(yaml.safe_load(open('conf/$m.yaml')).get('average', {}).get('n_best', 5))")
+    echo "stage 5: average the $n_best best checkpoints of $m"
+    python -m narvox.recipes.average --exp-dir exp/$m --n-best "$n_best" --out exp/$m/final
+  done
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  for m in $models; do
+    methods="greedy"
+    [ "$m" = ctc_attention ] && methods="greedy beam attention_greedy attention_beam"
+    for s in $test_sets; do
+      for method in $methods; do
+        echo "stage 6: decode $s with $m ($method)"
+        $decode_cmd exp/$m/decode_${s}_${method}/decode.log python -m narvox.recipes.asr_decode \
+          --model exp/$m/final --data data/$s --method "$method" --out exp/$m/decode_${s}_${method}
+      done
+    done
+  done
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  echo "stage 7: score -> exp/RESULTS.md"
+  python -m narvox.recipes.asr_decode --results exp
+fi
+
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  for m in $models; do
+    echo "stage 8: export $m to ONNX bundles in exp/$m/onnx"
+    narvox export exp/$m/final --out exp/$m/onnx
+  done
+fi

@@ -1,0 +1,205 @@
+"""ASR models: training steps reduce the loss, CIF integrates as specified, decoding works, and
+the ONNX bundles agree with PyTorch and load in sherpa-onnx."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from narvox.asr.build import build_model, load_model, save_model
+from narvox.asr.cif import cif
+from narvox.asr.frontend import AsrFrontend
+from narvox.export.asr import export_model_dir
+from narvox.features import Cmvn
+from narvox.runtime import OnnxASR
+from narvox.text.tokens import RESERVED, TokenTable
+
+ENC = dict(d_model=32, n_heads=2, d_ff=64, n_layers=2, conv_kernel=5, dropout=0.0, subsampling_channels=8)
+DEC = dict(d_model=32, n_heads=2, d_ff=64, n_layers=2, dropout=0.0)
+VOCAB = 24
+
+
+def config(kind):
+    return {"kind": kind, "encoder": dict(ENC), "decoder": dict(DEC)}
+
+
+def batch(kind, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dim, frames = (560, 40) if kind == "paraformer" else (80, 160)
+    feats = torch.randn(3, frames, dim, generator=g)
+    feat_lens = torch.tensor([frames, frames - 8, frames - 20])
+    targets = torch.randint(4, VOCAB, (3, 6), generator=g)
+    target_lens = torch.tensor([6, 5, 3])
+    targets[1, 5:] = -1
+    targets[2, 3:] = -1
+    return feats, feat_lens, targets, target_lens
+
+
+@pytest.mark.parametrize("kind", ["ctc_attention", "paraformer"])
+def test_training_reduces_loss(kind):
+    torch.manual_seed(0)
+    model = build_model(config(kind), VOCAB)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    data = batch(kind)
+    losses = []
+    for _ in range(25):
+        loss = model(*data)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_pure_ctc_model_has_no_decoder():
+    cfg = config("ctc_attention")
+    cfg["decoder"]["n_layers"] = 0
+    model = build_model(cfg, VOCAB)
+    out = model(*batch("ctc_attention"))
+    assert model.decoder is None and set(out) == {"ctc", "loss"}
+    with pytest.raises(ValueError, match="no attention decoder"):
+        model.transcribe(*batch("ctc_attention")[:2], method="attention_beam")
+
+
+def test_cif_integrates_and_fires():
+    hidden = torch.eye(4)[None]                        # frame t is the unit vector e_t
+    alphas = torch.tensor([[0.5, 0.5, 0.6, 0.7]])       # sum 2.3 -> two whole tokens
+    emb, fire = cif(hidden, alphas, torch.tensor([2]))
+    expected = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.6, 0.4]])
+    torch.testing.assert_close(emb[0], expected)
+    assert fire[0].tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("method", ["ctc_greedy", "ctc_beam", "attention_greedy", "attention_beam"])
+def test_ctc_attention_decoding_methods(method):
+    model = build_model(config("ctc_attention"), VOCAB).eval()
+    feats, lens, _, _ = batch("ctc_attention")
+    out = model.transcribe(feats, lens, method=method)
+    assert len(out) == 3
+    for ids, times in out:
+        assert len(ids) == len(times) and all(0 <= t < 1.6 for t in times)
+        assert times == sorted(times)
+
+
+def learnable_batch():
+    """Features that spell their tokens: 24 frames of a token's own pattern per token."""
+    g = torch.Generator().manual_seed(0)
+    codebook = torch.randn(VOCAB, 80, generator=g)
+    targets = [[5, 9, 12, 7], [8, 8, 20], [15, 4, 11, 6]]
+    feats = torch.zeros(3, 24 * 4 + 8, 80)
+    for b, seq in enumerate(targets):
+        feats[b, :24 * len(seq)] = codebook[torch.tensor(seq)].repeat_interleave(24, 0)
+    lens = torch.tensor([24 * len(t) + 8 for t in targets])
+    padded = torch.full((3, 4), -1)
+    for b, seq in enumerate(targets):
+        padded[b, :len(seq)] = torch.tensor(seq)
+    return feats, lens, padded, torch.tensor([len(t) for t in targets]), targets
+
+
+def test_all_decoding_methods_find_the_truth_on_a_trained_model():
+    torch.manual_seed(0)
+    model = build_model(config("ctc_attention"), VOCAB)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    feats, lens, padded, target_lens, targets = learnable_batch()
+    for _ in range(160):
+        loss = model(feats, lens, padded, target_lens)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    for method in ("ctc_greedy", "ctc_beam", "attention_greedy", "attention_beam"):
+        hyps = [ids for ids, _ in model.transcribe(feats, lens, method)]
+        assert hyps == targets, method
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    """Randomly initialised tiny models exported to every bundle kind."""
+    root = tmp_path_factory.mktemp("asr")
+    torch.manual_seed(0)
+    TokenTable([*RESERVED, *[f"▁w{i}" for i in range(VOCAB - 4)]]).save(root / "tokens.txt")
+    out = {}
+    for kind in ("ctc_attention", "paraformer"):
+        model_dir = root / kind
+        model_dir.mkdir()
+        shutil.copy(root / "tokens.txt", model_dir / "tokens.txt")
+        (model_dir / "tokenizer.json").write_text('{"kind": "bpe"}')
+        rng = np.random.default_rng(0)
+        Cmvn(rng.normal(0, 1, 560).astype(np.float32), np.full(560, 0.2, np.float32)).save(model_dir / "am.mvn")
+        model = build_model(config(kind), VOCAB).eval()
+        with torch.no_grad():  # peaky outputs: float-level differences between runtimes can't flip an argmax
+            (model.ctc if kind == "ctc_attention" else model.output).weight.mul_(30)
+        save_model(model_dir, model, config(kind))
+        for b in export_model_dir(model_dir, root / "onnx"):
+            out[b.name] = (b, model_dir)
+    return out
+
+
+def test_saved_model_round_trip(bundles):
+    _, model_dir = bundles["paraformer"]
+    model, cfg = load_model(model_dir)
+    assert cfg["kind"] == "paraformer" and not model.training
+
+
+@pytest.mark.parametrize("name,method", [("ctc", "greedy"), ("ctc", "beam"), ("paraformer", "greedy"),
+                                         ("attention", "greedy"), ("attention", "beam")])
+def test_onnx_matches_pytorch(bundles, name, method):
+    bundle, model_dir = bundles[name]
+    model, cfg = load_model(model_dir)
+    runtime = OnnxASR(bundle)
+    rng = np.random.default_rng(1)
+    audio = [rng.normal(0, 0.1, n).astype(np.float32) for n in (16000, 23000, 9000)]
+    frontend = AsrFrontend.for_model(cfg["kind"], model_dir)
+    feats = [frontend(a) for a in audio]
+    np.testing.assert_allclose(runtime.frontend(audio[0]), feats[0], atol=1e-5)
+    lens = torch.tensor([len(f) for f in feats])
+    x = torch.zeros(len(feats), int(lens.max()), feats[0].shape[1])
+    for i, f in enumerate(feats):
+        x[i, :len(f)] = torch.from_numpy(f)
+    torch_method = {"ctc": "ctc_", "attention": "attention_"}.get(name, "") + method
+    expected = model.transcribe(x, lens) if name == "paraformer" else model.transcribe(x, lens, torch_method)
+    got = runtime.recognize(feats, method)
+    assert [ids for ids, _ in got] == [ids for ids, _ in expected]
+    for (_, got_times), (_, expected_times) in zip(got, expected):
+        np.testing.assert_allclose(got_times, expected_times, atol=1e-6)
+    if name == "paraformer":
+        log_probs, token_num, _ = model.infer(x, lens)
+        onnx_lp, onnx_num, _ = runtime.model.run(None, {"speech": x.numpy(), "speech_lengths": lens.int().numpy()})
+        np.testing.assert_allclose(onnx_lp, log_probs.detach().numpy(), atol=1e-4)
+        assert onnx_num.tolist() == token_num.tolist()
+
+
+@pytest.mark.parametrize("name", ["ctc", "paraformer"])
+def test_sherpa_onnx_loads_bundles(bundles, name):
+    sherpa_onnx = pytest.importorskip("sherpa_onnx")
+    bundle, _ = bundles[name]
+    model = str(bundle / "model.onnx")
+    tokens = str(bundle / "tokens.txt")
+    if name == "ctc":
+        rec = sherpa_onnx.OfflineRecognizer.from_wenet_ctc(model=model, tokens=tokens, num_threads=1)
+    else:
+        rec = sherpa_onnx.OfflineRecognizer.from_paraformer(paraformer=model, tokens=tokens, num_threads=1)
+    runtime = OnnxASR(bundle)
+    t = np.arange(32000) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 300 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
+    stream = rec.create_stream()
+    stream.accept_waveform(16000, audio)
+    rec.decode_stream(stream)
+    ours = [runtime.tokens.symbols[i] for i in runtime.recognize([runtime.frontend(audio)])[0][0]]
+    # sherpa-onnx prints special symbols an untrained model may emit; narvox drops them
+    theirs = [s.strip() for s in stream.result.tokens if s.strip() not in ("<blk>", "<s>", "</s>")]
+    assert theirs == [s.replace("▁", "") for s in ours]
+
+
+def test_ctc_forced_alignment_matches_torchaudio():
+    import torchaudio.functional as AF
+    from narvox.asr.search import ctc_align_starts
+    rng = np.random.default_rng(0)
+    for trial in range(50):
+        frames = int(rng.integers(5, 400))
+        tokens = [int(t) for t in rng.integers(1, 6, int(rng.integers(1, frames // 2 + 1)))]
+        log_probs = torch.randn(frames, 6).log_softmax(-1)
+        path, _ = AF.forced_align(log_probs[None], torch.tensor([tokens], dtype=torch.int32), blank=0)
+        path = path[0]
+        new = (path != 0) & torch.cat([torch.tensor([True]), path[1:] != path[:-1]])
+        assert ctc_align_starts(log_probs.numpy(), tokens) == torch.nonzero(new).squeeze(1).tolist()
