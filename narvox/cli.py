@@ -94,6 +94,19 @@ def cmd_demo(args) -> int:
     generate(out, hours=_hours(args.size_name), nj=args.nj)
     print(f"\nnarvox {narvox.__version__}: synthetic English corpus '{args.size_name}' in {out}\n")
     print(format_table(summarize(out)))
+    from narvox.asr.api import PRETRAINED
+    from narvox.recipes.asr_decode import decode
+    shipped = sorted(p.name for p in PRETRAINED.iterdir()) if PRETRAINED.is_dir() else []
+    if not shipped:
+        log.warning("no shipped ASR models in %s: train them with egs/synth_en/asr/run.sh", PRETRAINED)
+        return 0
+    print("\nShipped recognizers on the corpus's test sets (ONNX Runtime, 2 threads):\n")
+    print("| model | test set | utterances | WER % | CER % | RTF |\n|---|---|---|---|---|---|")
+    for name in shipped:
+        for test_set in ("test_seen", "test_unseen_voice"):
+            r = decode(name, out / test_set, num_threads=2)
+            print(f"| {name} | {test_set} | {r['utterances']} | {100 * r['wer']:.2f} | "
+                  f"{100 * r['cer']:.2f} | {r['rtf']:.4f} |")
     return 0
 
 

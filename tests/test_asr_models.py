@@ -127,8 +127,9 @@ def bundles(tmp_path_factory):
         rng = np.random.default_rng(0)
         Cmvn(rng.normal(0, 1, 560).astype(np.float32), np.full(560, 0.2, np.float32)).save(model_dir / "am.mvn")
         model = build_model(config(kind), VOCAB).eval()
-        with torch.no_grad():  # peaky outputs: float-level differences between runtimes can't flip an argmax
-            (model.ctc if kind == "ctc_attention" else model.output).weight.mul_(30)
+        if kind == "ctc_attention":  # log-fbank of speech is ~5..20: normalise it as training would
+            model.encoder.cmvn.neg_mean.fill_(-12.0)
+            model.encoder.cmvn.inv_stddev.fill_(0.25)
         save_model(model_dir, model, config(kind))
         for b in export_model_dir(model_dir, root / "onnx"):
             out[b.name] = (b, model_dir)
@@ -170,25 +171,35 @@ def test_onnx_matches_pytorch(bundles, name, method):
 
 
 @pytest.mark.parametrize("name", ["ctc", "paraformer"])
-def test_sherpa_onnx_loads_bundles(bundles, name):
+def test_sherpa_onnx_agrees_with_narvox(bundles, name, tiny_corpus):
+    """sherpa-onnx computes its own features and runs the bundle: same tokens as narvox.runtime."""
     sherpa_onnx = pytest.importorskip("sherpa_onnx")
+    from narvox.data import read_data_dir
     bundle, _ = bundles[name]
-    model = str(bundle / "model.onnx")
-    tokens = str(bundle / "tokens.txt")
+    model, tokens = str(bundle / "model.onnx"), str(bundle / "tokens.txt")
     if name == "ctc":
         rec = sherpa_onnx.OfflineRecognizer.from_wenet_ctc(model=model, tokens=tokens, num_threads=1)
     else:
         rec = sherpa_onnx.OfflineRecognizer.from_paraformer(paraformer=model, tokens=tokens, num_threads=1)
     runtime = OnnxASR(bundle)
-    t = np.arange(32000) / 16000
-    audio = (0.3 * np.sin(2 * np.pi * 300 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
-    stream = rec.create_stream()
-    stream.accept_waveform(16000, audio)
-    rec.decode_stream(stream)
-    ours = [runtime.tokens.symbols[i] for i in runtime.recognize([runtime.frontend(audio)])[0][0]]
-    # sherpa-onnx prints special symbols an untrained model may emit; narvox drops them
-    theirs = [s.strip() for s in stream.result.tokens if s.strip() not in ("<blk>", "<s>", "</s>")]
-    assert theirs == [s.replace("▁", "") for s in ours]
+    import jiwer
+    data = read_data_dir(tiny_corpus / "test_seen")
+    refs, hyps = [], []
+    for utt in data.utt_ids[:3]:
+        audio, _ = data.load_audio(utt, 16000)
+        stream = rec.create_stream()
+        stream.accept_waveform(16000, audio)
+        rec.decode_stream(stream)
+        ours = [runtime.tokens.symbols[i] for i in runtime.recognize([runtime.frontend(audio)])[0][0]]
+        # an untrained model emits special symbols; sherpa-onnx prints some of them, narvox none
+        theirs = [s.strip() for s in stream.result.tokens if s.strip() not in ("<blk>", "<s>", "</s>")]
+        refs.append(" ".join(s.replace("▁", "") for s in ours if s != "</s>"))
+        hyps.append(" ".join(theirs))
+    # An untrained model sits near decision boundaries everywhere, so float-level differences
+    # (sherpa-onnx bundles its own fbank and ORT builds) flip a few argmaxes; a wrong frontend
+    # (window, edges, scaling, mel range) or wrong metadata changes most tokens instead.
+    # bench/asr.py and tools/check_*.sh compare trained models transcript by transcript.
+    assert jiwer.wer(refs, hyps) < 0.15
 
 
 def test_ctc_forced_alignment_matches_torchaudio():

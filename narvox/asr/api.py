@@ -52,7 +52,7 @@ class ASR:
             from narvox.runtime.asr import OnnxASR
             return cls(_OnnxBackend(OnnxASR(path, providers, num_threads), method), **kwargs)
         if (path / "model.pt").is_file():
-            return cls(_TorchBackend(path, method), **kwargs)
+            return cls(_TorchBackend(path, method, num_threads), **kwargs)
         shipped = sorted(p.name for p in PRETRAINED.iterdir()) if PRETRAINED.is_dir() else []
         raise NarvoxError(f"'{name_or_dir}' is neither a shipped model {shipped}, a bundle "
                           "directory (narvox.json) nor a model directory (model.pt)")
@@ -98,13 +98,16 @@ class ASR:
                 if end - start >= int(0.1 * self.sample_rate):  # shorter than any word
                     pieces.append((len(results) - 1, start / self.sample_rate, samples[start:end]))
         pieces.sort(key=lambda p: len(p[2]))  # similar lengths batch with less padding
+        decoded: dict[int, list] = {}
         for i in range(0, len(pieces), batch_size):
             chunk = pieces[i:i + batch_size]
             for (index, offset, _), (ids, times) in zip(chunk, self.backend.recognize([p[2] for p in chunk])):
-                r = results[index]
+                decoded.setdefault(index, []).append((offset, ids, times))
+        for index, parts in decoded.items():  # stitch the pieces of a recording in time order
+            r = results[index]
+            for offset, ids, times in sorted(parts, key=lambda p: p[0]):
                 r.tokens += [self.backend.symbols[t] for t in ids]
                 r.timestamps += [round(offset + t, 3) for t in times]
-        for r in results:
             r.text = "".join(r.tokens).replace("▁", " ").strip()
         return results[0] if single else results
 
@@ -120,8 +123,9 @@ class _OnnxBackend:
 
 
 class _TorchBackend:
-    def __init__(self, model_dir: Path, method: str):
+    def __init__(self, model_dir: Path, method: str, num_threads: int = 2):
         import torch
+        torch.set_num_threads(num_threads)
         from narvox.asr.build import load_model
         from narvox.asr.frontend import AsrFrontend
         from narvox.text.tokens import TokenTable

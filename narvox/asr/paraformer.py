@@ -75,7 +75,7 @@ class Paraformer(nn.Module):
         embeddings, _ = cif(hidden, scaled, target_lens)
         token_mask = padding_mask(target_lens, targets.size(1))
 
-        if c.sampling_ratio > 0:
+        if self.training and c.sampling_ratio > 0:  # GLM is a training device only
             with torch.no_grad():
                 first = self.decode_tokens(embeddings, token_mask, hidden, memory_mask).argmax(-1)
                 correct = ((first == targets) & token_mask).sum(1)

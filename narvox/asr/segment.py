@@ -34,8 +34,8 @@ def split_at_silences(samples: np.ndarray, sample_rate: int, max_seconds: float,
     hop = int(sample_rate * FRAME)
     pieces, start = [], 0
     while total - start > limit:
-        lo = (start + limit - int(search_seconds * sample_rate)) // hop
         hi = (start + limit) // hop
+        lo = max(start // hop + 1, hi - int(search_seconds / FRAME))
         cut = (lo + int(np.argmin(smooth[lo:hi]))) * hop
         pieces.append((start, cut))
         start = cut

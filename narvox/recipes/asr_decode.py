@@ -18,10 +18,9 @@ from narvox.data import read_data_dir
 from narvox.eval.wer import error_rates
 
 
-def decode(model: str, data_dir: str, out: str, method: str = "greedy", batch_size: int = 8,
-           num_threads: int = 2) -> dict:
-    import torch
-    torch.set_num_threads(num_threads)
+def decode(model: str, data_dir: str, out: str | None = None, method: str = "greedy",
+           batch_size: int = 8, num_threads: int = 2) -> dict:
+    """Transcribe a data dir and score it; with `out`, also write hyp/ref/result files there."""
     data = read_data_dir(data_dir)
     asr = ASR.from_pretrained(model, method=method, num_threads=num_threads)
     utts = data.utt_ids
@@ -29,16 +28,17 @@ def decode(model: str, data_dir: str, out: str, method: str = "greedy", batch_si
     start = time.perf_counter()
     results = asr.transcribe(paths, batch_size=batch_size)
     seconds = time.perf_counter() - start
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "hyp.txt").write_text("".join(f"{u} {r.text}\n" for u, r in zip(utts, results)))
-    (out_dir / "ref.txt").write_text("".join(f"{u} {data.text[u]}\n" for u in utts))
     failed = [r.source for r in results if r.error]
     rates = error_rates([data.text[u] for u in utts], [r.text for r in results])
     audio = data.total_seconds()
     result = {"model": str(model), "data": str(data_dir), "method": method, **rates.to_dict(),
               "rtf": seconds / audio, "audio_seconds": audio, "failed": failed}
-    (out_dir / "result.json").write_text(json.dumps(result, indent=2))
+    if out is not None:
+        out_dir = Path(out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "hyp.txt").write_text("".join(f"{u} {r.text}\n" for u, r in zip(utts, results)))
+        (out_dir / "ref.txt").write_text("".join(f"{u} {data.text[u]}\n" for u in utts))
+        (out_dir / "result.json").write_text(json.dumps(result, indent=2))
     return result
 
 
