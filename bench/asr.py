@@ -21,6 +21,7 @@ from narvox.asr.api import _OnnxBackend, _TorchBackend
 from narvox.data import read_data_dir
 from narvox.eval.wer import error_rates
 from narvox.runtime.asr import OnnxASR
+from narvox.text.tokens import tokens_to_text
 
 # name -> (model key, torch method, bundle, onnx method)
 SYSTEMS = {
@@ -40,7 +41,7 @@ def run(backend, audio: list[np.ndarray], batch_size: int) -> tuple[list[str], f
     for i in range(0, len(order), batch_size):
         idx = order[i:i + batch_size]
         for j, (ids, _) in zip(idx, backend.recognize([audio[k] for k in idx])):
-            texts[j] = "".join(backend.symbols[t] for t in ids).replace("▁", " ").strip()
+            texts[j] = tokens_to_text(backend.symbols[t] for t in ids)
     return texts, time.perf_counter() - start
 
 

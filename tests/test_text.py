@@ -4,6 +4,7 @@ from narvox.errors import TextError
 from narvox.text import (BpeTokenizer, CharTokenizer, PhoneTokenizer, TokenTable, load_tokenizer,
                          normalize)
 from narvox.text.g2p import phonemize
+from narvox.text.tokens import tokens_to_text
 
 NORMALISER_CASES = [
     ("Hello, World!", "hello world"),
@@ -74,6 +75,12 @@ def test_bpe_tokenizer_round_trip(tmp_path):
     assert tok.table.symbols[:4] == ["<blk>", "<s>", "</s>", "<unk>"]
     ids = tok.encode("the lazy fox jumps")
     assert len(ids) < len("the lazy fox jumps") and tok.decode(ids) == "the lazy fox jumps"
+    # FunASR's convention: every piece but a word's last ends in @@
+    pieces = tok.split("the lazy fox jumps")
+    assert "".join(pieces).replace("@@", "") == "thelazyfoxjumps"
+    assert sum(not p.endswith("@@") for p in pieces) == 4 and not pieces[-1].endswith("@@")
+    assert tokens_to_text(["the", "la@@", "zy", "<s>"]) == "the lazy"
+    assert tokens_to_text(["▁the", "▁la", "zy"]) == "the lazy"
     tok.save(tmp_path / "saved")
     again = load_tokenizer(tmp_path / "saved")
     assert again.encode("the lazy fox jumps") == ids

@@ -23,9 +23,10 @@ for line in open(f"{data}/wav.scp"):
     utt, path = line.split(maxsplit=1)
     wav, sr = sf.read(path.strip(), dtype="float32")
     result = model(wav)[0]
-    # funasr-onnx joins sentencepiece pieces with spaces; "▁" marks where words start
-    text = result["preds"] if isinstance(result, dict) else result[0]
-    lines.append(f"{utt} {' '.join(''.join(text.split()).replace('▁', ' ').split())}\n")
+    text = result["preds"]
+    if isinstance(text, (tuple, list)):  # (sentence, tokens) for sentencepiece vocabularies
+        text = text[0]
+    lines.append(f"{utt} {' '.join(text.replace('▁', ' ').split())}\n")
 open(out, "w").writelines(lines)
 PY
 "$root/.venv/bin/python" -m narvox transcribe --model "$bundle" --format text \

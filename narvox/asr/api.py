@@ -17,6 +17,7 @@ import numpy as np
 from narvox.asr.segment import has_speech, split_at_silences
 from narvox.audio import read_audio, resample, to_mono
 from narvox.errors import AudioError, NarvoxError
+from narvox.text.tokens import tokens_to_text
 
 log = logging.getLogger(__name__)
 PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "asr"
@@ -108,7 +109,7 @@ class ASR:
             for offset, ids, times in sorted(parts, key=lambda p: p[0]):
                 r.tokens += [self.backend.symbols[t] for t in ids]
                 r.timestamps += [round(offset + t, 3) for t in times]
-            r.text = "".join(r.tokens).replace("▁", " ").strip()
+            r.text = tokens_to_text(r.tokens)
         return results[0] if single else results
 
 

@@ -103,8 +103,12 @@ class Paraformer(nn.Module):
         out["loss"] = loss
         return out
 
-    def infer(self, feats: Tensor, feat_lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Log-probs [B, L, V], token counts [B] (including </s>) and fire frames [B, L]."""
+    def infer(self, feats: Tensor, feat_lens: Tensor, peaks: bool = False):
+        """Log-probs [B, L, V], token counts [B] (including </s>) and fire frames [B, L].
+
+        With `peaks`, the last output is instead [B, T + 1]: 1.0 on frames where a token fires,
+        and the alphas [B, T + 1] come before it (the export's timestamp outputs).
+        """
         hidden, lens = self.encoder(feats, feat_lens)
         alphas = self.predictor.alphas(hidden, lens)
         tailed_hidden, tailed_alphas = self.predictor.add_tail(hidden, alphas, lens)
@@ -112,7 +116,11 @@ class Paraformer(nn.Module):
         embeddings, fire_frames = cif(tailed_hidden, tailed_alphas, token_num)
         token_mask = padding_mask(token_num, embeddings.size(1))
         logits = self.decode_tokens(embeddings, token_mask, hidden, padding_mask(lens, hidden.size(1)))
-        return logits.log_softmax(-1), token_num, fire_frames
+        if not peaks:
+            return logits.log_softmax(-1), token_num, fire_frames
+        fired = torch.zeros_like(tailed_alphas).scatter_add(1, fire_frames, token_mask.to(alphas.dtype))
+        fired = fired.clamp(max=1.0)
+        return logits.log_softmax(-1), token_num, tailed_alphas, fired
 
     @torch.no_grad()
     def transcribe(self, feats: Tensor, feat_lens: Tensor) -> list[tuple[list[int], list[float]]]:

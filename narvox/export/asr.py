@@ -37,21 +37,22 @@ class _CtcGraph(nn.Module):
 
 
 class _ParaformerGraph(nn.Module):
+    """FunASR's timestamp-Paraformer outputs: logits, token_num, us_alphas, us_cif_peak.
+
+    The last two are at 3x the LFR frame rate (20 ms), as funasr-onnx and sherpa-onnx read them:
+    us_cif_peak is 1.0 at the first sub-frame of each frame where a token fires, so all three
+    runtimes derive the same token start times from one graph.
+    """
+
     def __init__(self, model: Paraformer):
         super().__init__()
         self.model = model
 
-    def forward(self, speech: Tensor, speech_lengths: Tensor) -> tuple[Tensor, Tensor]:
-        log_probs, token_num, _ = self.model.infer(speech, speech_lengths.long())
-        return log_probs, token_num.int()
-
-
-class _ParaformerTimedGraph(_ParaformerGraph):
-    """Same graph plus the CIF fire frames, which narvox.runtime turns into timestamps."""
-
-    def forward(self, speech: Tensor, speech_lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        log_probs, token_num, fire_frames = self.model.infer(speech, speech_lengths.long())
-        return log_probs, token_num.int(), fire_frames
+    def forward(self, speech: Tensor, speech_lengths: Tensor):
+        log_probs, token_num, alphas, fired = self.model.infer(speech, speech_lengths.long(), peaks=True)
+        us_alphas = (alphas / 3).repeat_interleave(3, dim=1)
+        us_peaks = nn.functional.pad(fired.unsqueeze(-1), (0, 2)).flatten(1)
+        return log_probs, token_num.int(), us_alphas, us_peaks
 
 
 class _AttentionEncoderGraph(nn.Module):
@@ -113,13 +114,10 @@ def export_paraformer(model: Paraformer, model_dir: Path, out: Path) -> Path:
     shutil.copy(model_dir / "am.mvn", out / "am.mvn")
     (out / "tokens.json").write_text(json.dumps(symbols, ensure_ascii=False))
     speech, lens = _example_fbank(80 * c.lfr_m, 41)
-    axes = {"speech": {0: "N", 1: "T"}, "speech_lengths": {0: "N"}, "logits": {0: "N", 1: "L"},
-            "token_num": {0: "N"}}
     export(_ParaformerGraph(model), (speech, lens.int()), out / "model.onnx", ["speech", "speech_lengths"],
-           ["logits", "token_num"], axes)
-    export(_ParaformerTimedGraph(model), (speech, lens.int()), out / "model_timestamps.onnx",
-           ["speech", "speech_lengths"], ["logits", "token_num", "fire_frames"],
-           {**axes, "fire_frames": {0: "N", 1: "L"}})
+           ["logits", "token_num", "us_alphas", "us_cif_peak"],
+           {"speech": {0: "N", 1: "T"}, "speech_lengths": {0: "N"}, "logits": {0: "N", 1: "L"},
+            "token_num": {0: "N"}, "us_alphas": {0: "N", 1: "T3"}, "us_cif_peak": {0: "N", 1: "T3"}})
     floats = lambda v: ",".join(f"{x:.8g}" for x in v)
     add_metadata(out / "model.onnx", {
         "model_type": "paraformer", "vocab_size": len(symbols), "lfr_window_size": c.lfr_m,

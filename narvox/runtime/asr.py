@@ -11,7 +11,7 @@ from narvox.asr.frontend import AsrFrontend
 from narvox.errors import NarvoxError
 from narvox.features import Cmvn, FbankConfig
 from narvox.runtime.session import create_session
-from narvox.text.tokens import TokenTable
+from narvox.text.tokens import TokenTable, tokens_to_text
 
 METHODS = {"ctc": ("greedy", "beam"), "paraformer": ("greedy",), "attention": ("greedy", "beam")}
 
@@ -43,14 +43,14 @@ class OnnxASR:
         if self.kind == "ctc":
             self.model = session("model.onnx")
         elif self.kind == "paraformer":
-            self.model = session("model_timestamps.onnx")
+            self.model = session("model.onnx")
         elif self.kind == "attention":
             self.encoder, self.decoder = session("encoder.onnx"), session("decoder_step.onnx")
         else:
             raise NarvoxError(f"{meta_path}: unknown model kind '{self.kind}'")
 
     def text(self, ids: list[int]) -> str:
-        return "".join(self.tokens.symbols[i] for i in ids).replace("▁", " ").strip()
+        return tokens_to_text(self.tokens.symbols[i] for i in ids)
 
     def _times(self, frames) -> list[float]:
         return [round(int(f) * self.frame_shift, 3) for f in frames]
@@ -71,15 +71,18 @@ class OnnxASR:
         return self._attention(x, lengths, 1 if method == "greedy" else beam)
 
     def _paraformer(self, x: np.ndarray, lengths: np.ndarray):
-        log_probs, token_num, fire = self.model.run(None, {"speech": x, "speech_lengths": lengths.astype(np.int32)})
+        log_probs, token_num, _, peaks = self.model.run(None, {"speech": x, "speech_lengths": lengths.astype(np.int32)})
         best = log_probs.argmax(-1)
         eos = self.meta["eos_id"]
         out = []
         for b in range(len(x)):
             seq = best[b, :token_num[b]].tolist()
             seq = seq[:seq.index(eos)] if eos in seq else seq
+            # token j fires at the j-th peak (peaks sit on every third, 20 ms, sub-frame)
+            fire = np.nonzero(peaks[b] > 1.0 - 1e-4)[0] // 3
+            fire_of = lambda j: int(fire[min(j, len(fire) - 1)]) if len(fire) else 0
             keep = [p for p, t in enumerate(seq) if t not in (self.tokens.blank_id, self.tokens.sos_id)]
-            starts = [int(fire[b, p - 1]) + 1 if p else 0 for p in keep]
+            starts = [fire_of(p - 1) + 1 if p else 0 for p in keep]
             out.append(([seq[p] for p in keep], self._times(starts)))
         return out
 

@@ -17,7 +17,8 @@ from narvox.errors import TextError
 
 BLANK, UNK, SOS, EOS = "<blk>", "<unk>", "<s>", "</s>"
 RESERVED = (BLANK, SOS, EOS, UNK)
-SPACE = "▁"  # word boundary, as sentencepiece writes it
+SPACE = "▁"  # word start, as sentencepiece writes it
+CONTINUATION = "@@"  # a piece the next piece continues, as FunASR's English vocabularies write it
 
 
 class TokenTable:
@@ -86,8 +87,7 @@ class Tokenizer(ABC):
         return [self.table[s] for s in self.split(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        symbols = [self.table.symbols[i] for i in ids if i >= len(RESERVED) or i == self.table.unk_id]
-        return self.join(symbols)
+        return self.join([self.table.symbols[i] for i in ids if i >= len(RESERVED) or i == self.table.unk_id])
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -132,7 +132,13 @@ class PhoneTokenizer(Tokenizer):
 
 
 class BpeTokenizer(Tokenizer):
-    """sentencepiece BPE whose ids equal the token table's (reserved ids are set at training)."""
+    """sentencepiece BPE written with "@@" continuation marks, as FunASR's English models are:
+    a word is its pieces, all but the last ending in "@@" ("sh@@ ip@@ ment").
+
+    sentencepiece marks word starts ("▁ship ment") instead; the two carry the same information,
+    but only the "@@" form is read correctly by funasr-onnx's timestamp path and sherpa-onnx's
+    Paraformer. Every piece therefore has two symbols: final and "@@".
+    """
     kind = "bpe"
 
     def __init__(self, table: TokenTable, model_path: str | Path):
@@ -140,9 +146,6 @@ class BpeTokenizer(Tokenizer):
         super().__init__(table)
         self.model_path = Path(model_path)
         self.sp = spm.SentencePieceProcessor(model_file=str(model_path))
-        if self.sp.get_piece_size() != len(table):
-            raise TextError(f"{model_path} has {self.sp.get_piece_size()} pieces but tokens.txt "
-                            f"has {len(table)}")
 
     @classmethod
     def train(cls, texts: Iterable[str], directory: str | Path, vocab_size: int = 256) -> "BpeTokenizer":
@@ -152,24 +155,40 @@ class BpeTokenizer(Tokenizer):
         prefix = directory / "bpe"
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(list(texts)), model_prefix=str(prefix), vocab_size=vocab_size,
-            model_type="bpe", character_coverage=1.0, pad_id=0, pad_piece=BLANK, bos_id=1,
-            bos_piece=SOS, eos_id=2, eos_piece=EOS, unk_id=3, unk_piece=UNK,
+            model_type="bpe", character_coverage=1.0, unk_id=0, bos_id=-1, eos_id=-1,
             hard_vocab_limit=False, minloglevel=2)
         sp = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
-        table = TokenTable(sp.id_to_piece(i) for i in range(sp.get_piece_size()))
+        cores = sorted({sp.id_to_piece(i).lstrip(SPACE) for i in range(1, sp.get_piece_size())} - {""})
+        table = TokenTable([*RESERVED, *[c + sym for c in cores for sym in ("", CONTINUATION)]])
         return cls(table, f"{prefix}.model")
 
     def split(self, text: str) -> list[str]:
-        return self.sp.encode(text, out_type=str)
+        words: list[list[str]] = []
+        for piece in self.sp.encode(" ".join(text.split()), out_type=str):
+            if piece.startswith(SPACE) or not words:
+                words.append([])
+            if piece.lstrip(SPACE):
+                words[-1].append(piece.lstrip(SPACE))
+        return [p + CONTINUATION * (i + 1 < len(w)) for w in words for i, p in enumerate(w)]
 
-    def encode(self, text: str) -> list[int]:
-        return self.sp.encode(text)
+    def join(self, symbols: list[str]) -> str:
+        return tokens_to_text(symbols)
 
     def save(self, directory: str | Path) -> None:
         super().save(directory)
         target = Path(directory) / "bpe.model"
         if target.resolve() != self.model_path.resolve():
             target.write_bytes(self.model_path.read_bytes())
+
+
+def tokens_to_text(symbols: Iterable[str]) -> str:
+    """Text of a token sequence in either convention: "▁" word starts or "@@" continuations.
+    Reserved symbols are dropped. Torch-free: narvox.runtime uses it too."""
+    symbols = [s for s in symbols if s not in RESERVED or s == UNK]
+    if any(CONTINUATION in s for s in symbols) or not any(SPACE in s for s in symbols):
+        text = " ".join(symbols).replace(CONTINUATION + " ", "")
+        return " ".join(text.replace(CONTINUATION, "").split())
+    return " ".join("".join(symbols).replace(SPACE, " ").split())
 
 
 def load_tokenizer(directory: str | Path) -> Tokenizer:
