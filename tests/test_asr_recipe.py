@@ -37,7 +37,8 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
 @needs_engines
 def test_run_sh_all_stages(tmp_path):
     recipe = recipe_copy(tmp_path)
-    run(["bash", "run.sh", "--size", "0.03", "--nbpe", "64", "--train-args", TINY], recipe)
+    run(["bash", "run.sh", "--size", "0.03", "--nbpe", "64", "--train-args", TINY,
+         "--pack-dir", str(tmp_path / "pretrained")], recipe)
     for m in ("ctc_attention", "paraformer"):
         log = (recipe / f"exp/{m}/logs/version_0/metrics.csv").read_text().splitlines()
         assert len(log) > 2
@@ -48,6 +49,8 @@ def test_run_sh_all_stages(tmp_path):
     assert r["utterances"] > 0 and r["failed"] == []
     for bundle in ("ctc_attention/onnx/ctc", "ctc_attention/onnx/attention", "paraformer/onnx/paraformer"):
         assert (recipe / "exp" / bundle / "narvox.json").is_file()
+    for name in ("ctc", "paraformer"):
+        assert (tmp_path / "pretrained" / name / "model.onnx").is_file()
     # stages can be re-run alone
     run(["bash", "run.sh", "--size", "0.03", "--stage", "7", "--stop-stage", "7"], recipe)
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ASR recipe's stages after data preparation, shared by every corpus (like ESPnet's asr.sh).
 # A corpus's run.sh prepares Kaldi data dirs under data/ (stage 0) and calls this script.
-#   stage 1 tokens | 2 fbank | 3 CMVN | 4 train | 5 average | 6 decode | 7 score | 8 export
+#   stage 1 tokens | 2 fbank | 3 CMVN | 4 train | 5 average | 6 decode | 7 score | 8 export | 9 pack
 set -euo pipefail
 stage=1
 stop_stage=100
@@ -14,6 +14,7 @@ train_set=train
 valid_set=dev
 test_sets=""
 train_args=""         # config overrides, e.g. "trainer.max_epochs=1 data.max_seconds=60"
+pack_dir=""           # stage 9 copies the CTC and Paraformer bundles here (the package's defaults)
 help_args=""
 . ./path.sh
 . ./cmd.sh
@@ -99,5 +100,17 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   for m in $models; do
     echo "stage 8: export $m to ONNX bundles in exp/$m/onnx"
     narvox export exp/$m/final --out exp/$m/onnx
+  done
+fi
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ -n "$pack_dir" ]; then
+  for bundle in exp/ctc_attention/onnx/ctc exp/paraformer/onnx/paraformer; do
+    [ -d "$bundle" ] || continue
+    name=$(basename "$bundle")
+    echo "stage 9: pack $bundle -> $pack_dir/$name"
+    rm -rf "$pack_dir/$name"
+    mkdir -p "$pack_dir"
+    cp -r "$bundle" "$pack_dir/$name"
+    du -sh "$pack_dir/$name"
   done
 fi

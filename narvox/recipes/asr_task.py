@@ -23,6 +23,10 @@ class AsrTask(L.LightningModule):
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         out = self.model(batch["feats"], batch["feat_lens"], batch["targets"], batch["target_lens"])
+        if stage == "train" and self.global_step < self.hparams.optim.get("ctc_only_steps", 0):
+            # curriculum: a fresh encoder first learns to align from CTC alone; the decoder's and
+            # the predictor's losses, added from the start, held it on the CTC plateau
+            out["loss"] = out["ctc"]
         size = batch["feats"].size(0)
         for name, value in out.items():
             self.log(f"{stage}_{name}", value, batch_size=size, sync_dist=stage == "val",

@@ -31,4 +31,5 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
 fi
 
 utils/asr.sh --stage $((stage > 1 ? stage : 1)) --stop-stage "$stop_stage" --nj "$nj" \
-  --train-set train --valid-set dev --test-sets "test_seen test_unseen_voice" "${_pass[@]+"${_pass[@]}"}"
+  --train-set train --valid-set dev --test-sets "test_seen test_unseen_voice" \
+  --pack-dir "$NARVOX_ROOT/narvox/pretrained/asr" "${_pass[@]+"${_pass[@]}"}"
