@@ -110,9 +110,15 @@ class Paraformer(nn.Module):
     def infer(self, feats: Tensor, feat_lens: Tensor, peaks: bool = False):
         """Log-probs [B, L, V], token counts [B] (including </s>) and fire frames [B, L].
 
-        With `peaks`, the last output is instead [B, T + 1]: 1.0 on frames where a token fires,
-        and the alphas [B, T + 1] come before it (the export's timestamp outputs).
+        The output is put in the form every Paraformer runtime reads the same way: the sequence
+        ends at the first </s> or at the last CIF token (predictor_bias: that position is the end
+        marker), the end position says </s> outright, and blank and <s>, never targets, are
+        never predicted. funasr-onnx (which drops the last position and filters ids 0 and 2) and
+        sherpa-onnx (which stops at the first </s>) then read identical transcripts.
+        With `peaks`, the last two outputs are instead the alphas and a [B, T + 1] mask that is
+        1.0 on frames where one of the counted tokens fires (the export's timestamp outputs).
         """
+        c = self.config
         hidden, lens = self.encoder(feats, feat_lens)
         alphas = self.predictor.alphas(hidden, lens)
         tailed_hidden, tailed_alphas = self.predictor.add_tail(hidden, alphas, lens)
@@ -120,11 +126,19 @@ class Paraformer(nn.Module):
         embeddings, fire_frames = cif(tailed_hidden, tailed_alphas, token_num)
         token_mask = padding_mask(token_num, embeddings.size(1))
         logits = self.decode_tokens(embeddings, token_mask, hidden, padding_mask(lens, hidden.size(1)))
+        never = torch.zeros(logits.size(-1), dtype=torch.bool, device=logits.device)
+        never[:2] = True  # blank, <s>
+        log_probs = logits.masked_fill(never, float("-inf")).log_softmax(-1)
+        position = torch.arange(logits.size(1), device=logits.device)[None, :]
+        is_end = (log_probs.argmax(-1) == c.eos_id) | (position >= token_num[:, None] - 1)
+        token_num = is_end.int().argmax(1) + 1  # first end position, counted
+        end_row = torch.full_like(log_probs[:1, :1], float("-inf")).index_fill(2, torch.tensor([c.eos_id]), 0.0)
+        log_probs = torch.where(position[..., None] == token_num[:, None, None] - 1, end_row, log_probs)
         if not peaks:
-            return logits.log_softmax(-1), token_num, fire_frames
-        fired = torch.zeros_like(tailed_alphas).scatter_add(1, fire_frames, token_mask.to(alphas.dtype))
-        fired = fired.clamp(max=1.0)
-        return logits.log_softmax(-1), token_num, tailed_alphas, fired
+            return log_probs, token_num, fire_frames
+        counted = padding_mask(token_num, fire_frames.size(1)).to(alphas.dtype)
+        fired = torch.zeros_like(tailed_alphas).scatter_add(1, fire_frames, counted).clamp(max=1.0)
+        return log_probs, token_num, tailed_alphas, fired
 
     @torch.no_grad()
     def transcribe(self, feats: Tensor, feat_lens: Tensor) -> list[tuple[list[int], list[float]]]:
