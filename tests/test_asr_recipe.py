@@ -63,3 +63,19 @@ def test_ddp_two_processes_on_cpu(tmp_path, tiny_dumps):
          "--train", str(train), "--valid", str(valid), "--lang", str(lang), "--set", *TINY.split(),
          "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=1"], tmp_path)
     assert (exp / "checkpoints/last.ckpt").is_file()
+
+
+def test_training_resumes_from_last_checkpoint(tmp_path, tiny_dumps):
+    """A run stopped after one epoch (as a kill would leave it) continues from last.ckpt."""
+    train, valid, lang = tiny_dumps
+    cfg = ROOT / "egs/synth_en/asr/conf/ctc_attention.yaml"
+    exp = tmp_path / "exp"
+    base = [sys.executable, "-m", "narvox.recipes.train", "--config", str(cfg), "--exp-dir", str(exp),
+            "--train", str(train), "--valid", str(valid), "--lang", str(lang), "--set", *TINY.split()]
+    run(base + ["trainer.max_epochs=1"], tmp_path)
+    import torch
+    first = torch.load(exp / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    out = run(base + ["trainer.max_epochs=2"], tmp_path)
+    second = torch.load(exp / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert "Restoring states from the checkpoint" in out.stdout + out.stderr
+    assert second["epoch"] == first["epoch"] + 1 and second["global_step"] > first["global_step"]
