@@ -147,11 +147,10 @@ class CtcAttentionASR(nn.Module):
         empty = memory.new_zeros(n, hyps, h, 0, dh).numpy()
 
         def step(tokens, position, cache):
-            self_k, self_v, ck, cv, mask = (torch.from_numpy(x) for x in cache)
+            self_k, self_v = (torch.from_numpy(x) for x in cache)
             logp, self_k, self_v = dec.step(torch.from_numpy(tokens), torch.tensor(position),
-                                            self_k, self_v, ck, cv, mask[0])
-            return logp.numpy(), (self_k.numpy(), self_v.numpy(), *cache[2:])
+                                            self_k, self_v, cross_k, cross_v, memory_mask)
+            return logp.numpy(), (self_k.numpy(), self_v.numpy())
 
-        cache = (empty, empty, cross_k.numpy(), cross_v.numpy(), memory_mask[None].numpy())
-        return search.attention_beam_search(step, cache, lens.size(0), beam,
+        return search.attention_beam_search(step, (empty, empty), lens.size(0), beam,
                                             max(1, int(lens.max() * max_ratio)), c.sos_id, c.eos_id)

@@ -75,8 +75,10 @@ def attention_beam_search(step: StepFn, cache: tuple, batch: int, beam: int, max
     per output position.
 
     `step(tokens [B*beam, 1], position, cache) -> (log-probs [B*beam, V], cache)`; every cache
-    array has the hypothesis on axis 1 so it can be reordered when beams are re-ranked. Scores are
-    summed log-probs; the final choice is length-normalised.
+    array has the hypothesis on axis 1 so it can be reordered when beams are re-ranked. Only the
+    cache the step returns is reordered: whatever else the step reads (the encoder's cross-
+    attention keys and values) is the same for all beams of an utterance and stays in place.
+    Scores are summed log-probs; the final choice is length-normalised.
     """
     scores = np.full((batch, beam), -np.inf, dtype=np.float32)
     scores[:, 0] = 0.0

@@ -93,14 +93,15 @@ class OnnxASR:
         mask = repeat(np.arange(t)[None, :] < out_lens[:, None], 0)
         empty = np.zeros((n, b * beam, h, 0, dh), dtype=np.float32)
 
+        static = {"cross_k": repeat(cross_k, 1), "cross_v": repeat(cross_v, 1), "memory_mask": mask}
+
         def step(tokens, position, cache):
             logp, k, v = self.decoder.run(None, {
                 "tokens": tokens, "offset": np.array(position, dtype=np.int64), "self_k": cache[0],
-                "self_v": cache[1], "cross_k": cache[2], "cross_v": cache[3], "memory_mask": cache[4][0]})
-            return logp, (k, v, *cache[2:])
+                "self_v": cache[1], **static})
+            return logp, (k, v)
 
-        cache = (empty, empty, repeat(cross_k, 1), repeat(cross_v, 1), mask[None])
-        hyps = search.attention_beam_search(step, cache, b, beam, max(1, int(out_lens.max() * 0.6)),
+        hyps = search.attention_beam_search(step, (empty, empty), b, beam, max(1, int(out_lens.max() * 0.6)),
                                             self.meta["sos_id"], self.meta["eos_id"])
         return [(ids, self._times(search.ctc_align_starts(log_probs[i, :out_lens[i]], ids)))
                 for i, ids in enumerate(hyps)]
