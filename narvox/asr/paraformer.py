@@ -142,19 +142,13 @@ class Paraformer(nn.Module):
 
     @torch.no_grad()
     def transcribe(self, feats: Tensor, feat_lens: Tensor) -> list[tuple[list[int], list[float]]]:
-        """(token ids, start seconds) per utterance; ends at the first </s>."""
+        """(token ids, start seconds) per utterance: every position before the </s> that `infer`
+        puts at token_num - 1. A token starts one frame after the previous one fired."""
         log_probs, token_num, fire_frames = self.infer(feats, feat_lens)
         best = log_probs.argmax(-1)
         out = []
         for b in range(best.size(0)):
-            ids, times = [], []
-            for pos in range(int(token_num[b])):
-                tok = int(best[b, pos])
-                if tok == self.config.eos_id:
-                    break
-                if tok not in (0, 1):  # blank and <s> are not words
-                    start = int(fire_frames[b, pos - 1]) + 1 if pos else 0
-                    ids.append(tok)
-                    times.append(round(start * self.frame_shift, 3))
-            out.append((ids, times))
+            n = int(token_num[b]) - 1
+            starts = [0] + [int(f) + 1 for f in fire_frames[b, :max(n - 1, 0)]]
+            out.append((best[b, :n].tolist(), [round(s * self.frame_shift, 3) for s in starts[:n]]))
         return out

@@ -73,17 +73,15 @@ class OnnxASR:
     def _paraformer(self, x: np.ndarray, lengths: np.ndarray):
         log_probs, token_num, _, peaks = self.model.run(None, {"speech": x, "speech_lengths": lengths.astype(np.int32)})
         best = log_probs.argmax(-1)
-        eos = self.meta["eos_id"]
         out = []
         for b in range(len(x)):
-            seq = best[b, :token_num[b]].tolist()
-            seq = seq[:seq.index(eos)] if eos in seq else seq
-            # token j fires at the j-th peak (peaks sit on every third, 20 ms, sub-frame)
+            # the graph ends each sequence with </s> at token_num - 1 and never predicts blank or
+            # <s>; token j fires at the j-th peak (peaks sit on every third, 20 ms, sub-frame)
+            n = int(token_num[b]) - 1
             fire = np.nonzero(peaks[b] > 1.0 - 1e-4)[0] // 3
-            fire_of = lambda j: int(fire[min(j, len(fire) - 1)]) if len(fire) else 0
-            keep = [p for p, t in enumerate(seq) if t not in (self.tokens.blank_id, self.tokens.sos_id)]
-            starts = [fire_of(p - 1) + 1 if p else 0 for p in keep]
-            out.append(([seq[p] for p in keep], self._times(starts)))
+            starts = [0] + [int(f) + 1 for f in fire[:max(n - 1, 0)]]
+            starts += starts[-1:] * (n - len(starts))  # two tokens fired on one frame
+            out.append((best[b, :n].tolist(), self._times(starts[:n])))
         return out
 
     def _attention(self, x: np.ndarray, lengths: np.ndarray, beam: int):
