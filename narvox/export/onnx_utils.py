@@ -29,3 +29,25 @@ def add_metadata(path: Path, metadata: dict) -> None:
         prop = model.metadata_props.add()
         prop.key, prop.value = key, str(value)
     onnx.save(model, str(path))
+
+
+def store_weights_as_float16(path: Path, min_elements: int = 1024) -> None:
+    """Keep large float32 initializers as float16 plus a Cast back to float32. ONNX Runtime folds
+    the casts when it loads the model, so the file halves and the arithmetic stays float32."""
+    from onnx import TensorProto, helper, numpy_helper
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        weights = numpy_helper.to_array(init)
+        if weights.size < min_elements:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(weights.astype("float16"), f"{name}__fp16"))
+        casts.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=TensorProto.FLOAT))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.save(model, str(path))

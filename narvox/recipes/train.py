@@ -79,6 +79,19 @@ def _init_cmvn(task: AsrTask, data: AsrDataModule, max_utts: int = 2000) -> None
     task.model.encoder.cmvn.inv_stddev.copy_(torch.from_numpy(cmvn.inv_stddev))
 
 
+def load_config(path: str | Path, overrides: list[str]) -> dict:
+    """A YAML config with `key.sub=value` overrides (values parsed as YAML)."""
+    config = yaml.safe_load(Path(path).read_text())
+    for item in overrides:
+        key, value = item.split("=", 1)
+        node = config
+        *parents, leaf = key.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[leaf] = yaml.safe_load(value)
+    return config
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", required=True)
@@ -91,14 +104,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="override config entries, e.g. trainer.max_epochs=2")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    config = yaml.safe_load(Path(args.config).read_text())
-    for item in args.set:
-        key, value = item.split("=", 1)
-        node = config
-        *parents, leaf = key.split(".")
-        for k in parents:
-            node = node.setdefault(k, {})
-        node[leaf] = yaml.safe_load(value)
+    config = load_config(args.config, args.set)
     train(config, args.exp_dir, args.train, args.valid, args.lang, args.cmvn)
 
 

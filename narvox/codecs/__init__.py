@@ -1,0 +1,37 @@
+"""Neural audio codecs: the `Codec` interface, EnCodec and the narvox codec.
+
+    codec = load_codec("narvox")            # the shipped 16 kHz codec
+    codes = codec.encode(wav)                # [B, Q, F]
+    audio = codec.decode(codes)              # [B, T]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from narvox.codecs.base import Codec
+from narvox.errors import NarvoxError
+
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "codec"
+
+
+def load_codec(name_or_dir: str | Path = "narvox", bandwidth: float | None = None, **kwargs) -> Codec:
+    """`narvox` (the shipped codec), a narvox codec directory (codec.yaml + model.pt), `encodec`
+    (24 kHz, weights from torch hub's cache or `checkpoint=`), or an EnCodec .th file.
+    `bandwidth` (kbps) picks the number of codebooks."""
+    from narvox.codecs.encodec_codec import EncodecCodec
+    from narvox.codecs.narvox_codec import NarvoxCodec
+    name = str(name_or_dir)
+    if name in ("encodec", "encodec_24khz"):
+        return EncodecCodec(bandwidth or 6.0, **kwargs)
+    path = Path(name_or_dir)
+    if path.suffix == ".th" and path.is_file():
+        return EncodecCodec(bandwidth or 6.0, checkpoint=path)
+    if not path.exists() and (PRETRAINED / name).is_dir():
+        path = PRETRAINED / name
+    if (path / "codec.yaml").is_file():
+        return NarvoxCodec.load(path, bandwidth=bandwidth, **kwargs)
+    raise NarvoxError(f"no codec called {name!r}: expected 'narvox', 'encodec', a narvox codec directory "
+                      f"(codec.yaml + model.pt) or an EnCodec .th checkpoint")
+
+
+__all__ = ["Codec", "load_codec"]

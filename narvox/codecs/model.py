@@ -1,0 +1,119 @@
+"""The narvox codec network: SEANet encoder -> residual VQ -> SEANet decoder.
+
+Built from encodec's modules (SEANet, EMA codebooks with k-means init and dead-code restart).
+narvox's own parts: the configuration (16 kHz speech, 50 frames/s), quantizer dropout (a random
+depth per batch, so one model serves every bitrate up to `n_codebooks`) and a decoding path that
+looks all codebooks up in one gather, so the exported decoder takes any number of codebooks.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from encodec.modules import SEANetDecoder, SEANetEncoder
+from encodec.quantization import ResidualVectorQuantizer
+from torch import nn
+
+
+# SEANet's frame-rate convolutions have kernels of 7. Shorter inputs are padded to this many frames
+# (then cut back), so PyTorch and the exported graph, whose reflect padding needs inputs longer
+# than the pad, compute the same thing.
+MIN_FRAMES = 7
+
+
+@dataclass
+class CodecConfig:
+    sample_rate: int = 16000
+    ratios: list[int] = field(default_factory=lambda: [8, 5, 4, 2])  # hop 320 -> 50 frames/s
+    n_filters: int = 16
+    dimension: int = 128
+    lstm_layers: int = 1
+    n_codebooks: int = 8
+    codebook_size: int = 1024
+    ema_decay: float = 0.99
+    dead_code_threshold: int = 2
+    kmeans_iters: int = 50
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.ratios)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CodecModel(nn.Module):
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        seanet = dict(dimension=c.dimension, n_filters=c.n_filters, ratios=list(c.ratios), lstm=c.lstm_layers)
+        self.encoder = SEANetEncoder(**seanet)
+        self.decoder = SEANetDecoder(**seanet)
+        self.quantizer = ResidualVectorQuantizer(
+            dimension=c.dimension, n_q=c.n_codebooks, bins=c.codebook_size, decay=c.ema_decay,
+            kmeans_init=True, kmeans_iters=c.kmeans_iters, threshold_ema_dead_code=c.dead_code_threshold)
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    def pad(self, wav: torch.Tensor, min_frames: int = 1) -> torch.Tensor:
+        """Right-pad [B, T] with zeros to whole frames (at least `min_frames`): every conv then sees
+        the lengths it was built for, and the exported graph needs no data-dependent padding."""
+        frames = max(math.ceil(wav.size(-1) / self.hop_length), min_frames)
+        return F.pad(wav, (0, frames * self.hop_length - wav.size(-1)))
+
+    def forward(self, wav: torch.Tensor, n_q: int | None = None):
+        """Training pass: wav [B, T] -> (reconstruction [B, T], commitment loss, codes [B, n_q, F])."""
+        length = wav.size(-1)
+        z = self.encoder(self.pad(wav)[:, None])
+        quantized, codes, commit = self.quantizer.vq(z, n_q=n_q or self.config.n_codebooks)
+        recon = self.decoder(quantized)[:, 0, :length]
+        return recon, commit.mean(), codes.transpose(0, 1)
+
+    def encode(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """wav [B, T] -> codes [B, n_q, ceil(T / hop)]."""
+        z = self.encoder(self.pad(wav, MIN_FRAMES)[:, None])
+        codes = codes_from_latent(self.quantizer.vq, z, n_q or self.config.n_codebooks)
+        return codes[..., : math.ceil(wav.size(-1) / self.hop_length)]
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [B, Q, F] -> waveform [B, F * hop]."""
+        frames = codes.size(-1)
+        if frames < MIN_FRAMES:  # repeat the last frame, then cut its audio off again
+            codes = torch.cat([codes, codes[..., -1:].expand(-1, -1, MIN_FRAMES - frames)], -1)
+        return self.decoder(latent_from_codes(self.quantizer.vq, codes))[:, 0, : frames * self.hop_length]
+
+
+def codes_from_latent(vq: nn.Module, z: torch.Tensor, n_q: int) -> torch.Tensor:
+    """Residual quantisation of the encoder's output [B, D, F] -> codes [B, n_q, F]: each codebook
+    takes the nearest entry to what the previous ones left. Same result as encodec's
+    `vq.encode`, written with plain tensor ops so the exported graph keeps F dynamic."""
+    residual = z.transpose(1, 2)  # [B, F, D]
+    codes = []
+    for layer in vq.layers[:n_q]:
+        table = layer.codebook  # [K, D]
+        distance = (residual.pow(2).sum(-1, keepdim=True) - 2 * residual @ table.t()
+                    + table.pow(2).sum(-1))
+        index = distance.argmin(-1)  # [B, F]
+        residual = residual - F.embedding(index, table)
+        codes.append(index)
+    return torch.stack(codes, 1)
+
+
+def latent_from_codes(vq: nn.Module, codes: torch.Tensor) -> torch.Tensor:
+    """codes [B, Q, F] -> the decoder's input [B, D, F]: the sum of each codebook's entry, gathered
+    from one stacked table so that Q can vary at run time (encodec's RVQ loops over layers).
+    Serves encodec's own models too: their codebooks have no projection either."""
+    table = torch.stack([layer.codebook for layer in vq.layers])  # [N, K, D]
+    n, k, d = table.shape
+    offsets = torch.arange(codes.size(1), device=codes.device)[None, :, None] * k
+    entries = F.embedding(codes + offsets, table.reshape(n * k, d))  # [B, Q, F, D]
+    return entries.sum(1).transpose(1, 2)

@@ -1,0 +1,143 @@
+"""Lightning module and data module that train the narvox codec (EnCodec's recipe, scaled down).
+
+Generator loss: multi-scale mel + time-domain L1 + commitment; from `adversarial_from` steps on,
+also the MS-STFT discriminator's hinge loss and feature matching. Starting the GAN late lets the
+autoencoder learn to reconstruct first, which is most of what a few CPU-hours can buy.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytorch_lightning as L
+import torch
+import torch.nn.functional as F
+from encodec.msstftd import MultiScaleSTFTDiscriminator
+from torch.utils.data import DataLoader, Dataset
+
+from narvox.codecs.losses import MultiScaleMelLoss, discriminator_hinge, feature_matching, generator_hinge
+from narvox.codecs.model import CodecConfig, CodecModel
+from narvox.data.kaldi import read_data_dir
+
+
+class AudioCrops(Dataset):
+    """Fixed-length crops of a data directory's audio: random for training, the start of each
+    utterance for validation. Short utterances are zero-padded."""
+
+    def __init__(self, data_dir: str, sample_rate: int, seconds: float, random_crop: bool,
+                 max_utts: int | None = None):
+        self.data = read_data_dir(data_dir)
+        self.utts = self.data.utt_ids[:max_utts]
+        self.sample_rate = sample_rate
+        self.length = int(seconds * sample_rate)
+        self.random_crop = random_crop
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        wav, _ = self.data.load_audio(self.utts[i], self.sample_rate)
+        if len(wav) > self.length:
+            start = random.randint(0, len(wav) - self.length) if self.random_crop else 0
+            wav = wav[start:start + self.length]
+        return torch.from_numpy(np.pad(wav, (0, self.length - len(wav))))
+
+
+class CodecDataModule(L.LightningDataModule):
+    def __init__(self, train_dir: str, valid_dir: str, sample_rate: int, segment_seconds: float = 1.0,
+                 batch_size: int = 16, valid_seconds: float = 3.0, valid_utts: int = 64, num_workers: int = 1):
+        super().__init__()
+        self.train = AudioCrops(train_dir, sample_rate, segment_seconds, random_crop=True)
+        self.valid = AudioCrops(valid_dir, sample_rate, valid_seconds, random_crop=False, max_utts=valid_utts)
+        self.batch_size, self.num_workers = batch_size, num_workers
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.valid, batch_size=self.batch_size, num_workers=0)
+
+
+class CodecTask(L.LightningModule):
+    def __init__(self, model: dict, loss: dict | None = None, optim: dict | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False  # generator and discriminator take turns
+        self.model = CodecModel(CodecConfig(**model))
+        self.loss_cfg = {"mel": 1.0, "time": 0.1, "commit": 1.0, "adversarial": 1.0, "feature": 2.0,
+                         "adversarial_from": 0, "quantizer_dropout": 0.5, "disc_filters": 16, **(loss or {})}
+        self.optim_cfg = {"lr": 5e-4, "disc_lr": 2e-4, "warmup_steps": 200, "max_steps": 10000,
+                          "final_lr_ratio": 0.1, "grad_clip": 10.0, **(optim or {})}
+        self.mel_loss = MultiScaleMelLoss(self.model.config.sample_rate)
+        n_ffts = [1024, 512, 256]
+        self.discriminator = MultiScaleSTFTDiscriminator(
+            filters=self.loss_cfg["disc_filters"], n_ffts=n_ffts, hop_lengths=[n // 4 for n in n_ffts],
+            win_lengths=n_ffts)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # generator updates; in checkpoints
+
+    def _depth(self) -> int:
+        """Quantizer dropout: half the batches use a random number of codebooks."""
+        n = self.model.config.n_codebooks
+        return random.randint(1, n) if random.random() < self.loss_cfg["quantizer_dropout"] else n
+
+    def training_step(self, wav: torch.Tensor, batch_idx: int) -> None:
+        opt_g, opt_d = self.optimizers()
+        w = self.loss_cfg
+        recon, commit, _ = self.model(wav, self._depth())
+        losses = {"mel": self.mel_loss(recon, wav), "time": F.l1_loss(recon, wav), "commit": commit}
+        if self.steps >= w["adversarial_from"]:
+            self.toggle_optimizer(opt_d)
+            real_logits, _ = self.discriminator(wav[:, None])
+            fake_logits, _ = self.discriminator(recon.detach()[:, None])
+            d_loss = discriminator_hinge(real_logits, fake_logits)
+            opt_d.zero_grad()
+            self.manual_backward(d_loss)
+            opt_d.step()
+            self.untoggle_optimizer(opt_d)
+            self.log("train_disc", d_loss, prog_bar=True)
+            self.toggle_optimizer(opt_g)
+            fake_logits, fake_maps = self.discriminator(recon[:, None])
+            with torch.no_grad():
+                _, real_maps = self.discriminator(wav[:, None])
+            losses["adversarial"] = generator_hinge(fake_logits)
+            losses["feature"] = feature_matching(real_maps, fake_maps)
+        loss = sum(w[name] * value for name, value in losses.items())
+        opt_g.zero_grad()
+        self.manual_backward(loss)
+        self.clip_gradients(opt_g, gradient_clip_val=self.optim_cfg["grad_clip"], gradient_clip_algorithm="norm")
+        opt_g.step()
+        if self.steps >= w["adversarial_from"]:
+            self.untoggle_optimizer(opt_g)
+        for scheduler in self.lr_schedulers():
+            scheduler.step()
+        self.steps += 1
+        if self.steps >= self.optim_cfg["max_steps"]:
+            # counted here: Lightning's global_step counts both optimizers' steps
+            self.trainer.should_stop = True
+        self.log("train_loss", loss, prog_bar=True)
+        for name, value in losses.items():
+            self.log(f"train_{name}", value)
+
+    def validation_step(self, wav: torch.Tensor, batch_idx: int) -> None:
+        n = self.model.config.n_codebooks
+        for depth in sorted({n, max(1, n // 2)}):
+            recon, _, _ = self.model(wav, depth)
+            mel = self.mel_loss(recon, wav)
+            self.log(f"val_mel_q{depth}", mel, sync_dist=True, batch_size=wav.size(0))
+            if depth == n:
+                self.log("val_loss", mel, sync_dist=True, batch_size=wav.size(0), prog_bar=True)
+
+    def _schedule(self, step: int) -> float:
+        o = self.optim_cfg
+        warm = min(1.0, (step + 1) / o["warmup_steps"])
+        decay = o["final_lr_ratio"] ** min(1.0, step / o["max_steps"])
+        return warm * decay
+
+    def configure_optimizers(self):
+        o = self.optim_cfg
+        opt_g = torch.optim.AdamW(self.model.parameters(), lr=o["lr"], betas=(0.8, 0.99), weight_decay=0.0)
+        opt_d = torch.optim.AdamW(self.discriminator.parameters(), lr=o["disc_lr"], betas=(0.8, 0.99),
+                                  weight_decay=0.0)
+        scheds = [torch.optim.lr_scheduler.LambdaLR(opt, self._schedule) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], scheds

@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+import torch
+
+from narvox.codecs import load_codec
+from narvox.codecs.model import CodecConfig, CodecModel
+from narvox.codecs.narvox_codec import NarvoxCodec, save_codec_dir
+from narvox.errors import AudioError, NarvoxError
+
+TINY = dict(sample_rate=16000, ratios=[8, 5, 4, 2], n_filters=4, dimension=16, lstm_layers=1,
+            n_codebooks=4, codebook_size=32, kmeans_iters=2)
+
+
+def speechlike(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    """A pitch glide with syllable-rate amplitude modulation and a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 120 + 60 * np.sin(2 * np.pi * 0.7 * t)
+    x = sum(np.sin(2 * np.pi * np.cumsum(k * f0) / sr) / k for k in range(1, 6))
+    x *= 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.2 * x + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def tiny_model(seed: int = 0) -> CodecModel:
+    """A tiny codec whose codebooks were k-means initialised by one training-mode pass."""
+    torch.manual_seed(seed)
+    model = CodecModel(CodecConfig(**TINY))
+    model.train()
+    model(torch.from_numpy(np.stack([speechlike(1.0, seed=s) for s in range(4)])))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_codec_dir(tmp_path_factory):
+    return save_codec_dir(tiny_model(), tmp_path_factory.mktemp("codec"))
+
+
+def test_encode_decode_shapes_and_rates(tiny_codec_dir):
+    codec = load_codec(tiny_codec_dir)
+    assert (codec.sample_rate, codec.frame_rate, codec.n_codebooks, codec.codebook_size) == (16000, 50.0, 4, 32)
+    wav = np.stack([speechlike(0.5), speechlike(0.5, seed=1)])
+    codes = codec.encode(wav[:, :7777])
+    assert codes.shape == (2, 4, codec.num_frames(7777)) == (2, 4, 25)
+    assert codes.dtype == torch.long and 0 <= codes.min() and codes.max() < 32
+    audio = codec.decode(codes)
+    assert audio.shape == (2, 25 * 320)
+    # another input rate is resampled: 0.5 s at 8 kHz is still 25 frames
+    assert codec.encode(speechlike(0.5, sr=8000), sample_rate=8000).shape == (1, 4, 25)
+
+
+def test_residual_codes_nest_and_bitrates(tiny_codec_dir):
+    wav = speechlike(0.6)
+    full = load_codec(tiny_codec_dir).encode(wav)
+    two = NarvoxCodec.load(tiny_codec_dir, n_codebooks=2)
+    assert two.encode(wav).shape[1] == 2
+    assert torch.equal(two.encode(wav), full[:, :2])
+    assert two.bitrate_kbps == pytest.approx(2 * 50 * 5 / 1000)
+    assert two.codebooks_for(0.75) == 3
+    with pytest.raises(NarvoxError, match="serves"):
+        two.codebooks_for(5.0)
+
+
+def test_bad_input_errors(tiny_codec_dir, tmp_path):
+    codec = load_codec(tiny_codec_dir)
+    with pytest.raises(AudioError, match="empty"):
+        codec.encode(np.zeros(0, np.float32))
+    with pytest.raises(AudioError, match="NaN"):
+        codec.encode(np.full(1600, np.nan, np.float32))
+    with pytest.raises(NarvoxError, match="must lie in"):
+        codec.decode(torch.full((1, 2, 5), 32))
+    with pytest.raises(NarvoxError, match="4 codebooks"):
+        codec.decode(torch.zeros(1, 5, 5, dtype=torch.long))
+    with pytest.raises(NarvoxError, match="no codec called"):
+        load_codec(tmp_path / "nothing")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "codec.yaml").write_text((tiny_codec_dir / "codec.yaml").read_text())
+    with pytest.raises(NarvoxError, match="model.pt is missing"):
+        load_codec(tmp_path / "broken")
+
+
+def test_saved_weights_identify_the_codec(tiny_codec_dir, tmp_path):
+    a, b = load_codec(tiny_codec_dir), load_codec(tiny_codec_dir)
+    assert a.identity() == b.identity()
+    other = load_codec(save_codec_dir(tiny_model(seed=1), tmp_path / "other"))
+    assert other.identity()["weights"] != a.identity()["weights"]
+
+
+def test_encodec_backend_loads_a_state_dict_and_matches_the_package(tmp_path):
+    from encodec import EncodecModel
+    from narvox.codecs.encodec_codec import CHECKPOINT, EncodecCodec
+    torch.manual_seed(0)
+    reference = EncodecModel.encodec_model_24khz(pretrained=False).eval()
+    for layer in reference.quantizer.vq.layers:  # untrained codebooks are zeros: give them entries
+        layer._codebook.embed.normal_()
+        layer._codebook.inited.fill_(1)
+    path = tmp_path / CHECKPOINT
+    torch.save(reference.state_dict(), path)
+    codec = load_codec(path, bandwidth=3.0)
+    assert isinstance(codec, EncodecCodec)
+    assert (codec.sample_rate, codec.frame_rate, codec.n_codebooks, codec.codebook_size) == (24000, 75.0, 4, 1024)
+    wav = torch.from_numpy(speechlike(0.4, sr=24000))[None]
+    reference.set_target_bandwidth(3.0)
+    with torch.no_grad():
+        [(expected, _)] = reference.encode(wav[:, None])
+    codes = codec.encode(wav)
+    assert torch.equal(codes, expected)
+    with torch.no_grad():
+        assert torch.allclose(codec.decode(codes), reference.decode([(expected, None)])[:, 0], atol=1e-5)
+    # 16 kHz input is resampled to 24 kHz first
+    assert codec.encode(speechlike(0.4), sample_rate=16000).shape == (1, 4, 30)
+
+
+def test_encodec_without_weights_says_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(NarvoxError, match=r"encodec_24khz-d7cc33bc.th.*hub/checkpoints"):
+        load_codec("encodec")
+    bad = tmp_path / "bad.th"
+    torch.save({"x": torch.zeros(1)}, bad)
+    with pytest.raises(NarvoxError, match="not an EnCodec"):
+        load_codec(bad)
+
+
+def test_training_lowers_the_loss(tmp_path):
+    """The real training step (generator, then from step 5 the MS-STFT GAN) on one repeated batch."""
+    import pytorch_lightning as L
+    from torch.utils.data import DataLoader
+    from narvox.recipes.codec_task import CodecTask
+
+    class Record(L.Callback):
+        def __init__(self):
+            self.mel, self.disc = [], []
+
+        def on_train_batch_end(self, trainer, *args):
+            self.mel.append(float(trainer.callback_metrics["train_mel"]))
+            if "train_disc" in trainer.callback_metrics:
+                self.disc.append(float(trainer.callback_metrics["train_disc"]))
+
+    torch.manual_seed(0)
+    task = CodecTask(TINY, {"adversarial_from": 5, "quantizer_dropout": 0.5},
+                     {"lr": 3e-3, "warmup_steps": 1, "max_steps": 20})
+    batch = torch.from_numpy(np.stack([speechlike(0.5, seed=s) for s in range(4)]))
+    record = Record()
+    trainer = L.Trainer(max_epochs=100, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[record],
+                        default_root_dir=tmp_path)
+    trainer.fit(task, DataLoader([batch] * 4, batch_size=None))
+    assert int(task.steps) == 20 and len(record.disc) == 15  # stopped by max_steps; GAN ran
+    assert np.mean(record.mel[-3:]) < 0.8 * np.mean(record.mel[:3])
