@@ -9,6 +9,7 @@ import torch
 import torchaudio
 
 from narvox.errors import AudioError, NarvoxError
+from narvox.runtime.codec import codebooks_for_bitrate
 
 
 class Codec(ABC):
@@ -38,12 +39,7 @@ class Codec(ABC):
 
     def codebooks_for(self, kbps: float) -> int:
         """The number of codebooks that gives at most `kbps` (at least one)."""
-        per_codebook = self.frame_rate * math.log2(self.codebook_size) / 1000
-        n = int(math.floor(kbps / per_codebook + 1e-6))
-        if not 1 <= n <= self.max_codebooks:
-            raise NarvoxError(f"{self.name} codec serves {per_codebook:g} to "
-                              f"{per_codebook * self.max_codebooks:g} kbps, not {kbps:g}")
-        return n
+        return codebooks_for_bitrate(kbps, self.frame_rate, self.codebook_size, self.max_codebooks, self.name)
 
     def set_codebooks(self, n: int) -> None:
         if not 1 <= n <= self.max_codebooks:

@@ -96,15 +96,18 @@ def codes_from_latent(vq: nn.Module, z: torch.Tensor, n_q: int) -> torch.Tensor:
     """Residual quantisation of the encoder's output [B, D, F] -> codes [B, n_q, F]: each codebook
     takes the nearest entry to what the previous ones left. Same result as encodec's
     `vq.encode`, written with plain tensor ops so the exported graph keeps F dynamic."""
-    residual = z.transpose(1, 2)  # [B, F, D]
+    b, d, f = z.shape
+    residual = z.transpose(1, 2).reshape(b * f, d)
     codes = []
     for layer in vq.layers[:n_q]:
         table = layer.codebook  # [K, D]
-        distance = (residual.pow(2).sum(-1, keepdim=True) - 2 * residual @ table.t()
-                    + table.pow(2).sum(-1))
-        index = distance.argmin(-1)  # [B, F]
+        # |r|^2 is the same for every entry: the nearest entry maximises 2 e.r - |e|^2. Written as
+        # table @ residual^T so the exported graph multiplies by the stored table instead of
+        # keeping a second, transposed copy of it
+        scores = 2 * (table @ residual.t()) - table.pow(2).sum(-1, keepdim=True)  # [K, B*F]
+        index = scores.argmax(0)
         residual = residual - F.embedding(index, table)
-        codes.append(index)
+        codes.append(index.view(b, f))
     return torch.stack(codes, 1)
 
 

@@ -36,6 +36,13 @@ def train(config: dict, exp_dir: str | Path, train_dir: str, valid_dir: str) -> 
     return exp_dir
 
 
+def package(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """A training checkpoint -> a codec directory (codec.yaml + inference weights)."""
+    from narvox.codecs.narvox_codec import save_codec_dir
+    task = CodecTask.load_from_checkpoint(str(checkpoint), map_location="cpu")
+    return save_codec_dir(task.model, out_dir)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--config", required=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,21 @@ from narvox.errors import AudioError, NarvoxError
 from narvox.runtime.session import create_session
 
 
+def codebooks_for_bitrate(kbps: float, frame_rate: float, codebook_size: int, max_codebooks: int,
+                          name: str = "this") -> int:
+    """The number of codebooks that gives at most `kbps` (at least one)."""
+    per_codebook = frame_rate * math.log2(codebook_size) / 1000
+    n = int(math.floor(kbps / per_codebook + 1e-6))
+    if not 1 <= n <= max_codebooks:
+        raise NarvoxError(f"{name} codec serves {per_codebook:g} to {per_codebook * max_codebooks:g} kbps, "
+                          f"not {kbps:g}")
+    return n
+
+
 class OnnxCodec:
     """The `Codec` calls on numpy arrays: encode(wav [B, T]) -> codes [B, Q, F]; decode(codes) -> wav."""
 
-    def __init__(self, bundle_dir: str | Path, n_codebooks: int | None = None,
+    def __init__(self, bundle_dir: str | Path, n_codebooks: int | None = None, bandwidth: float | None = None,
                  providers: list[str] | None = None, num_threads: int = 2):
         bundle_dir = Path(bundle_dir)
         meta_path = bundle_dir / "narvox.json"
@@ -26,6 +38,9 @@ class OnnxCodec:
         m = self.meta
         self.name, self.sample_rate, self.frame_rate = m["codec"], m["sample_rate"], m["frame_rate"]
         self.codebook_size, self.max_codebooks, self.hop_length = m["codebook_size"], m["max_codebooks"], m["hop_length"]
+        if bandwidth is not None:
+            n_codebooks = codebooks_for_bitrate(bandwidth, self.frame_rate, self.codebook_size,
+                                                self.max_codebooks, self.name)
         self.n_codebooks = n_codebooks or m["n_codebooks"]
         self.min_frames = m["min_frames"]
         if not 1 <= self.n_codebooks <= self.max_codebooks:

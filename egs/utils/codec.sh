@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The codec recipe's stages after data preparation, shared by every corpus.
+# A corpus's run.sh prepares Kaldi data dirs under data/ (stage 0) and calls this script.
+#   stage 1 train | 2 package | 3 export | 4 evaluate | 5 dump tokens | 6 pack
+set -euo pipefail
+stage=1
+stop_stage=100
+ngpu=0                # 0 = CPU; N > 0 = N GPUs with Lightning DDP
+train_threads=2       # CPU threads of the training process (path.sh sets 1 for parallel jobs)
+config=conf/codec.yaml
+exp=exp/codec
+train_set=train
+valid_set=dev
+test_sets=""
+dump_sets=""          # data dirs whose codec tokens stage 5 dumps (default: all of the above)
+eval_utts=""          # evaluate on the first N utterances of each test set (default: all)
+asr=ctc               # narvox ASR model that judges intelligibility (stage 4); none to skip
+train_args=""         # config overrides, e.g. "optim.max_steps=100 data.batch_size=4"
+pack_dir=""           # stage 6 copies the codec directory here (the package's default codec)
+help_args=""
+. ./path.sh
+. ./cmd.sh
+. utils/parse_options.sh
+
+model=$exp/model
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  echo "stage 1: train the codec (log: $exp/train.log)"
+  overrides="$train_args"
+  if [ "$ngpu" -gt 0 ]; then
+    overrides="trainer.accelerator=gpu trainer.devices=$ngpu trainer.strategy=ddp_find_unused_parameters_true $overrides"
+  fi
+  # shellcheck disable=SC2086
+  $train_cmd $exp/train.log env OMP_NUM_THREADS=$train_threads python -m narvox.recipes.codec_train --config "$config" --exp-dir "$exp" \
+    --train data/$train_set --valid data/$valid_set --set $overrides
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  echo "stage 2: package $exp/checkpoints/last.ckpt as $model"
+  python -m narvox codec package "$exp/checkpoints/last.ckpt" --out "$model"
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  echo "stage 3: export the ONNX encoder and decoder into $model"
+  python -m narvox codec export --codec "$model" --out "$model"
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  : > "$exp/RESULTS.md"
+  for s in $test_sets; do
+    echo "stage 4: evaluate on $s"
+    $decode_cmd $exp/log/eval_$s.log python -m narvox.recipes.codec_eval --codec "$model" --data data/$s \
+      --out "$exp/eval_$s" --asr "$asr" ${eval_utts:+--max-utts $eval_utts}
+    { cat "$exp/eval_$s.md"; echo; } >> "$exp/RESULTS.md"
+  done
+  echo "stage 4: results in $exp/RESULTS.md"
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  for s in ${dump_sets:-$train_set $valid_set $test_sets}; do
+    echo "stage 5: codec tokens of data/$s"
+    $decode_cmd $exp/log/dump_$s.log python -m narvox codec dump data/$s --codec "$model" --runtime onnx
+  done
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && [ -n "$pack_dir" ]; then
+  echo "stage 6: pack $model into $pack_dir"
+  rm -rf "$pack_dir" && mkdir -p "$pack_dir"
+  cp "$model"/{codec.yaml,model.pt,encoder.onnx,decoder.onnx,narvox.json} "$pack_dir"/
+  du -sh "$pack_dir"
+fi

@@ -1,0 +1,36 @@
+"""The synth_en codec recipe end to end on a tiny corpus and a tiny codec."""
+import json
+import shutil
+
+import pytest
+
+from narvox.codecs.dump import CodesFile
+from tests.test_asr_recipe import recipe_copy, run
+
+TINY = ("model.n_filters=4 model.dimension=16 model.n_codebooks=4 model.codebook_size=32 "
+        "model.kmeans_iters=2 optim.max_steps=12 optim.warmup_steps=2 loss.adversarial_from=6 "
+        "data.batch_size=4 data.segment_seconds=0.5 data.valid_utts=4 data.num_workers=0 "
+        "trainer.val_check_interval=null trainer.check_val_every_n_epoch=1")
+
+
+@pytest.mark.skipif(not shutil.which("espeak-ng"), reason="speech engines missing")
+def test_run_sh_all_stages(tmp_path):
+    recipe = recipe_copy(tmp_path).parent / "codec"
+    pack = tmp_path / "pretrained_codec"
+    run(["bash", "run.sh", "--size", "0.02", "--train-args", TINY, "--eval-utts", "4",
+         "--pack-dir", str(pack)], recipe)
+    metrics = (recipe / "exp/codec/logs/version_0/metrics.csv").read_text()
+    assert "train_adversarial" in metrics and "val_loss" in metrics
+    model = recipe / "exp/codec/model"
+    for name in ("codec.yaml", "model.pt", "encoder.onnx", "decoder.onnx", "narvox.json"):
+        assert (model / name).is_file() and (pack / name).is_file()
+    result = json.loads((recipe / "exp/codec/eval_test_unseen_voice.json").read_text())
+    assert [r["codebooks"] for r in result["rows"]] == [1, 2, 3, 4]
+    assert all(0 <= r["stoi"] <= 1 and "wer_delta" in r for r in result["rows"])
+    assert "| 4 | 1 |" in (recipe / "exp/codec/RESULTS.md").read_text()  # 4 x log2(32) bits x 50 /s = 1 kbps
+    identity = json.loads((model / "narvox.json").read_text())
+    for s in ("train", "dev", "test_seen", "test_unseen_voice"):
+        codes = CodesFile(recipe / f"data/{s}/codes_narvox.bin")
+        codes.check_codec({k: identity[k] for k in ("codec", "weights", "sample_rate", "frame_rate",
+                                                    "codebook_size")})
+        assert len(codes) == len((recipe / f"data/{s}/utt2spk").read_text().splitlines())
