@@ -54,3 +54,26 @@ def test_runtime_codec_never_imports_torch(bundle):
               f"assert c.decode(codes).shape == (1, 16000)\n"
               f"assert 'torch' not in sys.modules, 'torch was imported'\n")
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_encodec_exports_through_the_same_graphs(tmp_path):
+    """EnCodec's causal 24 kHz model (random weights) exports and matches the package's own output."""
+    from encodec import EncodecModel
+    from narvox.codecs.encodec_codec import CHECKPOINT
+    torch.manual_seed(0)
+    reference = EncodecModel.encodec_model_24khz(pretrained=False).eval()
+    for layer in reference.quantizer.vq.layers:
+        layer._codebook.embed.normal_()
+        layer._codebook.inited.fill_(1)
+    torch.save(reference.state_dict(), tmp_path / CHECKPOINT)
+    codec = load_codec(tmp_path / CHECKPOINT, bandwidth=6.0)
+    export_codec(codec, tmp_path / "bundle", half_weights=False)
+    runtime = OnnxCodec(tmp_path / "bundle")
+    assert runtime.n_codebooks == 8 and runtime.max_codebooks == 32
+    wav = speechlike(0.8, sr=24000)[: 320 * 59]  # whole frames of 320 samples
+    expected = codec.encode(wav).numpy()
+    codes = runtime.encode(wav)
+    assert codes.shape == expected.shape == (1, 8, 59)
+    assert (codes[:, 0] == expected[:, 0]).mean() > 0.95 and (codes == expected).mean() > 0.9
+    np.testing.assert_allclose(runtime.decode(expected), codec.decode(torch.from_numpy(expected)).numpy(),
+                               atol=1e-4)

@@ -33,7 +33,10 @@ class CodecConfig:
     n_codebooks: int = 8
     codebook_size: int = 1024
     ema_decay: float = 0.99
-    dead_code_threshold: int = 2
+    # expire a code whose EMA count (uses per batch, decay 0.99) falls below this. EnCodec uses 2
+    # with ~5000 vectors per batch; 8 one-second crops give 400 for 1024 codes (0.4 each), so 2
+    # would replace nearly every code at every step and no codebook could settle
+    dead_code_threshold: float = 0.05
     kmeans_iters: int = 50
 
     @property

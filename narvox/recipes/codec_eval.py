@@ -35,23 +35,19 @@ def open_codec(codec_dir: str | Path, runtime: str = "onnx", num_threads: int = 
 
 
 def resynthesize(codec, wavs: list[np.ndarray], depths: list[int], batch_size: int = 8) -> dict[int, list[np.ndarray]]:
-    """Decoded audio of every utterance at every depth, cut to the original's length."""
-    out: dict[int, list[np.ndarray]] = {d: [] for d in depths}
+    """Decoded audio of every utterance at every depth, cut to the original's length. Batches
+    hold utterances of similar length (sorted), so little of each is padding."""
+    decoded: dict[int, list[np.ndarray]] = {d: [np.empty(0)] * len(wavs) for d in depths}
     order = np.argsort([len(w) for w in wavs])
-    decoded: dict[int, dict[int, np.ndarray]] = {d: {} for d in depths}
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         longest = max(len(wavs[i]) for i in idx)
-        batch = np.stack([np.pad(wavs[i], (0, longest - len(wavs[i]))) for i in idx])
-        codes = np.asarray(codec.encode(batch))
+        codes = np.asarray(codec.encode(np.stack([np.pad(wavs[i], (0, longest - len(wavs[i]))) for i in idx])))
         for d in depths:
             audio = np.asarray(codec.decode(codes[:, :d]))
             for row, i in enumerate(idx):
-                frames = codec.num_frames(len(wavs[i]))
-                decoded[d][i] = audio[row, : min(frames * codec.hop_length, len(wavs[i]))]
-    for d in depths:
-        out[d] = [decoded[d][i] for i in range(len(wavs))]
-    return out
+                decoded[d][i] = audio[row, : len(wavs[i])]
+    return decoded
 
 
 def evaluate(codec_dir: str | Path, data_dir: str | Path, depths: list[int] | None = None,
