@@ -34,3 +34,22 @@ def test_run_sh_all_stages(tmp_path):
         codes.check_codec({k: identity[k] for k in ("codec", "weights", "sample_rate", "frame_rate",
                                                     "codebook_size")})
         assert len(codes) == len((recipe / f"data/{s}/utt2spk").read_text().splitlines())
+
+
+def test_ddp_two_processes_and_resume_on_cpu(tmp_path, tiny_corpus):
+    """Two DDP processes (gloo) train through the GAN phase; a second run resumes from last.ckpt."""
+    import sys
+    import torch
+    from tests.test_asr_recipe import ROOT
+    exp = tmp_path / "exp"
+    base = [sys.executable, "-m", "narvox.recipes.codec_train", "--config",
+            str(ROOT / "egs/synth_en/codec/conf/codec.yaml"), "--exp-dir", str(exp),
+            "--train", str(tiny_corpus / "train"), "--valid", str(tiny_corpus / "dev"), "--set", *TINY.split(),
+            "trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true"]
+    run(base + ["optim.max_steps=8"], tmp_path)
+    first = torch.load(exp / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert int(first["state_dict"]["steps"]) == 8
+    out = run(base + ["optim.max_steps=10"], tmp_path)
+    assert "Restoring states from the checkpoint" in out.stdout + out.stderr
+    second = torch.load(exp / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
+    assert int(second["state_dict"]["steps"]) == 10

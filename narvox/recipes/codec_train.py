@@ -33,6 +33,8 @@ def train(config: dict, exp_dir: str | Path, train_dir: str, valid_dir: str) -> 
                         logger=L.loggers.CSVLogger(exp_dir, name="logs"), **config.get("trainer", {}))
     last = exp_dir / "checkpoints" / "last.ckpt"
     trainer.fit(task, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
+    # the step limit can stop training between validations: last.ckpt must hold the final weights
+    trainer.save_checkpoint(last)
     return exp_dir
 
 
