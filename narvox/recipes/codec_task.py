@@ -107,10 +107,11 @@ class CodecTask(L.LightningModule):
         self.manual_backward(loss)
         self.clip_gradients(opt_g, gradient_clip_val=self.optim_cfg["grad_clip"], gradient_clip_algorithm="norm")
         opt_g.step()
+        sched_g, sched_d = self.lr_schedulers()
+        sched_g.step()
         if self.steps >= w["adversarial_from"]:
             self.untoggle_optimizer(opt_g)
-        for scheduler in self.lr_schedulers():
-            scheduler.step()
+            sched_d.step()  # the discriminator's warm-up starts with the GAN
         self.steps += 1
         if self.steps >= self.optim_cfg["max_steps"]:
             # counted here: Lightning's global_step counts both optimizers' steps
