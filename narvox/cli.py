@@ -93,7 +93,7 @@ def _codec(args):
         from narvox.codecs import PRETRAINED
         from narvox.runtime import OnnxCodec
         path = Path(args.codec)
-        path = path if path.exists() else PRETRAINED / args.codec
+        path = path if (path / "narvox.json").is_file() else PRETRAINED / args.codec
         return OnnxCodec(path, bandwidth=args.bandwidth, num_threads=args.num_threads)
     import torch
     from narvox.codecs import load_codec
@@ -132,6 +132,16 @@ def cmd_codec(args) -> int:
     return 0
 
 
+def _demo_codec(test_dir: Path) -> None:
+    from narvox.codecs import PRETRAINED
+    from narvox.recipes.codec_eval import evaluate, markdown
+    if not (PRETRAINED / "narvox" / "narvox.json").is_file():
+        log.warning("no shipped codec in %s: train it with egs/synth_en/codec/run.sh", PRETRAINED)
+        return
+    print("\nShipped narvox codec, decoded audio against the original (ONNX Runtime, 2 threads):\n")
+    print(markdown(evaluate(PRETRAINED / "narvox", test_dir, depths=[2, 4, 8], asr_model="ctc")))
+
+
 def cmd_demo(args) -> int:
     from narvox.data.synth_en import format_table, generate, summarize
     out = DEFAULT_CORPUS_ROOT / args.size_name
@@ -145,6 +155,7 @@ def cmd_demo(args) -> int:
     if not shipped:
         log.warning("no shipped ASR models in %s: train them with egs/synth_en/asr/run.sh", PRETRAINED)
         return 0
+    _demo_codec(out / "test_unseen_voice")
     print("\nShipped recognizers on the corpus's test sets (ONNX Runtime, 2 threads):\n")
     print("| model | test set | utterances | WER % | CER % | RTF |\n|---|---|---|---|---|---|")
     for name in shipped:

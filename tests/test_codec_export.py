@@ -77,3 +77,19 @@ def test_encodec_exports_through_the_same_graphs(tmp_path):
     assert (codes[:, 0] == expected[:, 0]).mean() > 0.95 and (codes == expected).mean() > 0.9
     np.testing.assert_allclose(runtime.decode(expected), codec.decode(torch.from_numpy(expected)).numpy(),
                                atol=1e-4)
+
+
+def test_shipped_codec_loads_in_both_runtimes_and_agrees():
+    from narvox.codecs import PRETRAINED
+    bundle = PRETRAINED / "narvox"
+    torch_codec, onnx_codec = load_codec("narvox"), OnnxCodec(bundle)
+    assert (torch_codec.sample_rate, torch_codec.frame_rate, torch_codec.n_codebooks,
+            torch_codec.codebook_size) == (16000, 50.0, 8, 1024)
+    assert onnx_codec.identity() == torch_codec.identity()
+    assert sum(f.stat().st_size for f in bundle.iterdir()) < 20e6
+    wav = np.stack([speechlike(1.3, seed=s) for s in range(2)])
+    expected = torch_codec.encode(wav).numpy()
+    codes = onnx_codec.encode(wav)
+    assert (codes[:, 0] == expected[:, 0]).mean() > 0.95 and (codes == expected).mean() > 0.9
+    np.testing.assert_allclose(onnx_codec.decode(expected), torch_codec.decode(torch.from_numpy(expected)).numpy(),
+                               atol=1e-4)

@@ -26,8 +26,8 @@ def load_codec(name_or_dir: str | Path = "narvox", bandwidth: float | None = Non
     path = Path(name_or_dir)
     if path.suffix == ".th" and path.is_file():
         return EncodecCodec(bandwidth or 6.0, checkpoint=path)
-    if not path.exists() and (PRETRAINED / name).is_dir():
-        path = PRETRAINED / name
+    if not (path / "codec.yaml").is_file() and (PRETRAINED / name).is_dir():
+        path = PRETRAINED / name  # a shipped codec (even when a folder of that name is in the way)
     if (path / "codec.yaml").is_file():
         return NarvoxCodec.load(path, bandwidth=bandwidth, **kwargs)
     raise NarvoxError(f"no codec called {name!r}: expected 'narvox', 'encodec', a narvox codec directory "
