@@ -91,5 +91,7 @@ def test_shipped_codec_loads_in_both_runtimes_and_agrees():
     expected = torch_codec.encode(wav).numpy()
     codes = onnx_codec.encode(wav)
     assert (codes[:, 0] == expected[:, 0]).mean() > 0.95 and (codes == expected).mean() > 0.9
+    # a trained decoder's 30 layers accumulate float32 rounding differently in each runtime:
+    # within 1e-3 (-60 dB of full scale); 2.6e-4 was the largest seen over 20 test utterances
     np.testing.assert_allclose(onnx_codec.decode(expected), torch_codec.decode(torch.from_numpy(expected)).numpy(),
-                               atol=1e-4)
+                               atol=1e-3)
