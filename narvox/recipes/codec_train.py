@@ -33,8 +33,11 @@ def train(config: dict, exp_dir: str | Path, train_dir: str, valid_dir: str) -> 
                         logger=L.loggers.CSVLogger(exp_dir, name="logs"), **config.get("trainer", {}))
     last = exp_dir / "checkpoints" / "last.ckpt"
     trainer.fit(task, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
-    # the step limit can stop training between validations: last.ckpt must hold the final weights
-    trainer.save_checkpoint(last)
+    if trainer.world_size == 1:
+        # the step limit can stop training between validations, and Lightning writes last.ckpt
+        # only beside a new top-k checkpoint: save the final weights. (Under DDP this save is a
+        # collective that raced the ranks' shutdown; DDP runs keep the last validation's state.)
+        trainer.save_checkpoint(last)
     return exp_dir
 
 
