@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from narvox.data import read_data_dir
-from narvox.recipes.codec_eval import evaluate, open_codec, resynthesize
+from narvox.recipes.codec_eval import evaluate, open_codec, quality_table, resynthesize
 
 
 def rtf(codec, wavs: list[np.ndarray]) -> tuple[float, float]:
@@ -72,14 +72,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {e:.4f} | {d:.4f} | {e + d:.4f} |")
     lines += ["", f"ONNX Runtime speed-up over PyTorch (encode + decode): {s['onnx_speedup']:.2f}x", "",
               f"Quality ({result['rows'][0]['utterances']} utterances, ONNX Runtime; ASR judge: "
-              f"narvox {result['asr']}):", "",
-              "| codebooks | kbps | mel distance | SI-SDR dB | STOI | PESQ (wb) | WER orig % | WER decoded % | WER loss |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        pesq = "n/a" if r["pesq"] is None else f"{r['pesq']:.2f}"
-        lines.append(f"| {r['codebooks']} | {r['kbps']:g} | {r['mel_distance']:.3f} | {r['si_sdr']:.2f} | "
-                     f"{r['stoi']:.3f} | {pesq} | {r['wer_original']:.2f} | {r['wer_decoded']:.2f} | "
-                     f"{r['wer_delta']:+.2f} |")
+              f"narvox {result['asr']}):", "", *quality_table(result["rows"])]
     return "\n".join(lines) + "\n"
 
 

@@ -85,17 +85,22 @@ def evaluate(codec_dir: str | Path, data_dir: str | Path, depths: list[int] | No
     return {"codec": codec.identity(), "data": str(data_dir), "asr": asr_model, "rows": rows}
 
 
-def markdown(result: dict) -> str:
-    lines = [f"Codec {result['codec']['codec']} ({result['codec']['weights']}) on {result['data']} "
-             f"({result['rows'][0]['utterances']} utterances); ASR judge: {result['asr']}", "",
-             "| codebooks | kbps | mel distance | SI-SDR dB | STOI | PESQ (wb) | WER orig % | WER decoded % | WER loss |",
+def quality_table(rows: list[dict]) -> list[str]:
+    """The quality rows as Markdown table lines (shared with bench/codec.py)."""
+    fmt = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
+    lines = ["| codebooks | kbps | mel distance | SI-SDR dB | STOI | PESQ (wb) | WER orig % | WER decoded % | WER loss |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        fmt = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
+    for r in rows:
         lines.append(f"| {r['codebooks']} | {r['kbps']:g} | {r['mel_distance']:.3f} | {r['si_sdr']:.2f} | "
                      f"{r['stoi']:.3f} | {fmt(r['pesq'], '.2f')} | {fmt(r.get('wer_original'), '.2f')} | "
                      f"{fmt(r.get('wer_decoded'), '.2f')} | {fmt(r.get('wer_delta'), '+.2f')} |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def markdown(result: dict) -> str:
+    return "\n".join([f"Codec {result['codec']['codec']} ({result['codec']['weights']}) on {result['data']} "
+                      f"({result['rows'][0]['utterances']} utterances); ASR judge: {result['asr']}", "",
+                      *quality_table(result["rows"])]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
