@@ -46,21 +46,16 @@ def _run_pipe(command: str) -> bytes:
 
 
 def read_audio(source: PathLike, sample_rate: int | None = None, mono: bool = True,
-               start: float = 0.0, end: float | None = None) -> tuple[np.ndarray, int]:
+               start: float = 0.0, end: float | None = None,
+               allow_pipe: bool = False) -> tuple[np.ndarray, int]:
     """Read audio as float32 in [-1, 1].
 
-    `source` is a file path or a Kaldi wav.scp value: a path, or a shell command ending in '|'.
+    `source` is a file path. Only with `allow_pipe` (recipe code reading a Kaldi wav.scp) may it
+    be a shell command ending in '|': a name a user typed is a path, never a command.
     `start`/`end` (seconds) cut a segment, as Kaldi's `segments` file asks.
     Returns (samples, sample_rate): samples are [T] when mono, else [T, C].
     """
-    spec = str(source).strip()
-    if spec.endswith("|"):
-        samples, sr = _decode(io.BytesIO(_run_pipe(spec[:-1])), spec)
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise AudioError(f"{spec}: no such file")
-        samples, sr = _decode(path, spec)
+    samples, sr, spec = _read_native(source, allow_pipe)
     if start or end is not None:
         first = int(round(start * sr))
         last = samples.shape[0] if end is None else int(round(end * sr))
@@ -75,6 +70,38 @@ def read_audio(source: PathLike, sample_rate: int | None = None, mono: bool = Tr
         samples = resample(samples, sr, sample_rate)
         sr = sample_rate
     return np.ascontiguousarray(samples, dtype=np.float32), sr
+
+
+def _read_native(source: PathLike, allow_pipe: bool) -> tuple[np.ndarray, int, str]:
+    """[T, C] float32 at the file's own rate, and the name to report it by."""
+    if allow_pipe and str(source).strip().endswith("|"):
+        spec = str(source).strip()
+        return (*_decode(io.BytesIO(_run_pipe(spec[:-1])), spec), spec)
+    spec = str(source)  # exactly the user's name: no stripping, no shell
+    if not Path(spec).is_file():
+        raise AudioError(f"{spec}: no such file")
+    return (*_decode(Path(spec), spec), spec)
+
+
+def native_rate(source: PathLike) -> int:
+    """The sample rate a file was recorded at (header only)."""
+    try:
+        return sf.info(str(source)).samplerate
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{source}: cannot read audio header ({e})") from None
+
+
+def as_float_audio(samples, source: str = "<array>") -> np.ndarray:
+    """An array from a user as float32 in [-1, 1], checked: int16 PCM (what many recorders and
+    `soundfile.read(dtype='int16')` give) is scaled by 1/32768; other integer types are refused,
+    since their full scale is ambiguous; empty, NaN and infinite audio is refused."""
+    samples = np.asarray(samples)
+    if samples.dtype == np.int16:
+        samples = samples.astype(np.float32) / 32768.0
+    elif not np.issubdtype(samples.dtype, np.floating):
+        raise AudioError(f"{source}: audio of dtype {samples.dtype} is not supported; pass float "
+                         "samples in [-1, 1] or int16 PCM")
+    return _check_samples(samples.astype(np.float32, copy=False), source)
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -99,12 +126,14 @@ def write_audio(path: PathLike, samples: np.ndarray, sample_rate: int) -> None:
     sf.write(str(path), np.clip(samples, -1.0, 1.0), sample_rate, subtype="PCM_16")
 
 
-def duration(source: PathLike) -> float:
-    """Length in seconds; reads headers only for files, decodes pipes."""
-    spec = str(source).strip()
-    if spec.endswith("|"):
-        samples, sr = read_audio(spec, mono=False)
+def duration(source: PathLike, allow_pipe: bool = False) -> float:
+    """Length in seconds; reads headers only for files, decodes pipes (when allowed)."""
+    spec = str(source).strip() if allow_pipe else str(source)
+    if allow_pipe and spec.endswith("|"):
+        samples, sr = read_audio(spec, mono=False, allow_pipe=True)
         return samples.shape[0] / sr
+    if not Path(spec).is_file():
+        raise AudioError(f"{spec}: no such file")
     try:
         info = sf.info(spec)
     except (sf.LibsndfileError, RuntimeError) as e:

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import soundfile as sf
 
-from narvox.asr.api import ASR
+from narvox.asr.api import ASR, EARLY_STOP_SECONDS
 from narvox.text.tokens import tokens_to_text
 from narvox.asr.segment import has_speech, split_at_silences
 from tests.test_asr_models import bundles  # noqa: F401  (fixture)
@@ -84,3 +84,83 @@ def test_cli_transcribe_formats(bundles, tmp_path):  # noqa: F811
     missing = subprocess.run(cmd + [str(tmp_path / "missing.wav")], capture_output=True, text=True)
     assert missing.returncode == 1 and "missing.wav: ERROR" in missing.stderr
     assert str(wav) in missing.stdout  # the good file is still transcribed
+
+
+def test_a_path_ending_in_a_pipe_is_a_file_name_never_a_command(bundles, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    asr = ASR.from_pretrained(bundles["ctc"][0])
+    name = "touch pwned |"
+    result = asr.transcribe(name)
+    assert not (tmp_path / "pwned").exists()
+    assert result.error == f"{name}: no such file"
+    sf.write(tmp_path / name, speechlike(1.0), 16000, format="WAV")  # a real file of that name
+    assert asr.transcribe(name).error is None
+    cli = subprocess.run([sys.executable, "-m", "narvox", "transcribe", "--model", str(bundles["ctc"][0]),
+                          "touch pwned2 |"], capture_output=True, text=True)
+    assert cli.returncode == 1 and not (tmp_path / "pwned2").exists()
+
+
+def test_bad_arrays_fail_alone_with_a_named_error(bundles):  # noqa: F811
+    asr = ASR.from_pretrained(bundles["paraformer"][0])
+    good = speechlike(1.0)
+    nan_inside = good.copy()
+    nan_inside[100] = np.nan
+    pcm16 = (good * 32767).astype(np.int16)
+    results = asr.transcribe([good, nan_inside, np.full(8000, np.nan, np.float32), pcm16,
+                              good.astype(np.int32), np.stack([good, good]), (np.stack([good, good]), 16000),
+                              (np.stack([good, good], 1), 16000), np.zeros(0, np.float32), (good, 0)])
+    errors = [r.error for r in results]
+    assert errors[0] is None and errors[3] is None and errors[7] is None
+    assert "<array 1>" in errors[1] and "NaN" in errors[1]
+    assert "<array 2>" in errors[2] and "NaN" in errors[2]
+    assert "int32" in errors[4]
+    assert "mono [T]" in errors[5]
+    assert "[channels, T]" in errors[6]
+    assert "empty" in errors[8]
+    assert "sample rate" in errors[9]
+    assert results[3].tokens == results[0].tokens  # int16 PCM is scaled, not read as huge floats
+    assert results[7].tokens == results[0].tokens  # [T, 2] stereo is mixed to mono
+
+
+def test_narrowband_input_is_warned_about_once_by_name(bundles, tmp_path, caplog):  # noqa: F811
+    asr = ASR.from_pretrained(bundles["ctc"][0])
+    phone = tmp_path / "phone.wav"
+    sf.write(phone, speechlike(1.0, sr=8000), 8000)
+    with caplog.at_level("WARNING"):
+        assert asr.transcribe(phone).error is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and str(phone) in warnings[0] and "8000 Hz" in warnings[0]
+
+
+def test_pieces_stay_within_the_longest_training_utterance(bundles):  # noqa: F811
+    import json
+    bundle = bundles["ctc"][0]
+    meta = json.loads((bundle / "narvox.json").read_text())
+    assert meta["max_seconds"] > 0
+    assert ASR.from_pretrained(bundle).max_seconds == meta["max_seconds"]
+    assert ASR.from_pretrained(bundle, max_seconds=1000).max_seconds == meta["max_seconds"]
+    assert ASR.from_pretrained(bundle, max_seconds=2).max_seconds == 2
+
+
+class _StopsEarly:
+    """A backend that, like Paraformer past its training lengths, stops after 3 s of any piece."""
+
+    def __init__(self, frontend):
+        self.frontend, self.symbols, self.max_seconds, self.calls = frontend, ["a"] * 8, 30.0, []
+
+    def recognize(self, audio):
+        self.calls.append([len(a) / 16000 for a in audio])
+        return [([4] * n, [0.5 * i for i in range(n)])
+                for n in (int(min(len(a) / 16000, 3.0) / 0.5) for a in audio)]
+
+
+def test_a_piece_whose_tokens_stop_early_is_decoded_again_in_smaller_pieces(bundles, caplog):  # noqa: F811
+    asr = ASR.from_pretrained(bundles["ctc"][0])
+    backend = _StopsEarly(asr.backend.frontend)
+    asr = ASR(backend, max_seconds=20)
+    audio = np.concatenate([speechlike(2.5, seed=s) for s in range(8)])  # 20 s, no pauses
+    with caplog.at_level("WARNING"):
+        result = asr.transcribe(audio)
+    assert max(backend.calls[-1]) < 3.0 + 1.0 + EARLY_STOP_SECONDS  # split until it hears them out
+    assert result.timestamps == sorted(result.timestamps) and result.timestamps[-1] > 17.0
+    assert result.duration == 20.0

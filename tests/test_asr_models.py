@@ -131,6 +131,7 @@ def bundles(tmp_path_factory):
             model.encoder.cmvn.neg_mean.fill_(-12.0)
             model.encoder.cmvn.inv_stddev.fill_(0.25)
         save_model(model_dir, model, config(kind))
+        (model_dir / "config.yaml").write_text("data: {longest_utterance_seconds: 12.5}\n")
         for b in export_model_dir(model_dir, root / "onnx"):
             out[b.name] = (b, model_dir)
     return out
@@ -142,21 +143,33 @@ def test_saved_model_round_trip(bundles):
     assert cfg["kind"] == "paraformer" and not model.training
 
 
-@pytest.mark.parametrize("name,method", [("ctc", "greedy"), ("ctc", "beam"), ("paraformer", "greedy"),
-                                         ("attention", "greedy"), ("attention", "beam")])
-def test_onnx_matches_pytorch(bundles, name, method):
-    bundle, model_dir = bundles[name]
-    model, cfg = load_model(model_dir)
-    runtime = OnnxASR(bundle)
-    rng = np.random.default_rng(1)
-    audio = [rng.normal(0, 0.1, n).astype(np.float32) for n in (16000, 23000, 9000)]
-    frontend = AsrFrontend.for_model(cfg["kind"], model_dir)
-    feats = [frontend(a) for a in audio]
-    np.testing.assert_allclose(runtime.frontend(audio[0]), feats[0], atol=1e-5)
+EVERY_DECODER = pytest.mark.parametrize("name,method", [
+    ("ctc", "greedy"), ("ctc", "beam"), ("paraformer", "greedy"), ("attention", "greedy"), ("attention", "beam")])
+
+
+def _noise(seed, lengths):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, 0.1, n).astype(np.float32) for n in lengths]
+
+
+def _padded(feats):
     lens = torch.tensor([len(f) for f in feats])
     x = torch.zeros(len(feats), int(lens.max()), feats[0].shape[1])
     for i, f in enumerate(feats):
         x[i, :len(f)] = torch.from_numpy(f)
+    return x, lens
+
+
+@EVERY_DECODER
+def test_onnx_matches_pytorch(bundles, name, method):
+    bundle, model_dir = bundles[name]
+    model, cfg = load_model(model_dir)
+    runtime = OnnxASR(bundle)
+    audio = _noise(1, (16000, 23000, 9000))
+    frontend = AsrFrontend.for_model(cfg["kind"], model_dir)
+    feats = [frontend(a) for a in audio]
+    np.testing.assert_allclose(runtime.frontend(audio[0]), feats[0], atol=1e-5)
+    x, lens = _padded(feats)
     torch_method = {"ctc": "ctc_", "attention": "attention_"}.get(name, "") + method
     expected = model.transcribe(x, lens) if name == "paraformer" else model.transcribe(x, lens, torch_method)
     got = runtime.recognize(feats, method)
@@ -214,3 +227,45 @@ def test_ctc_forced_alignment_matches_torchaudio():
         path = path[0]
         new = (path != 0) & torch.cat([torch.tensor([True]), path[1:] != path[:-1]])
         assert ctc_align_starts(log_probs.numpy(), tokens) == torch.nonzero(new).squeeze(1).tolist()
+
+
+@EVERY_DECODER
+def test_output_does_not_depend_on_batch_mates(bundles, name, method):
+    """Each utterance decodes alike alone and padded beside longer ones, in PyTorch and ONNX."""
+    bundle, model_dir = bundles[name]
+    model, cfg = load_model(model_dir)
+    runtime = OnnxASR(bundle)
+    audio = _noise(2, (9000, 23000, 4000, 16000))
+    feats = [runtime.frontend(a) for a in audio]
+    torch_method = {"ctc": "ctc_", "attention": "attention_"}.get(name, "") + method
+    transcribe = (lambda x, lens: model.transcribe(x, lens)) if name == "paraformer" else (
+        lambda x, lens: model.transcribe(x, lens, torch_method))
+    for decode in (lambda fs: runtime.recognize(fs, method), lambda fs: transcribe(*_padded(fs))):
+        alone = [decode([f])[0] for f in feats]
+        together = decode(feats)
+        assert [ids for ids, _ in together] == [ids for ids, _ in alone]
+        for (_, t1), (_, t2) in zip(together, alone):
+            np.testing.assert_allclose(t1, t2, atol=1e-6)
+    if name == "paraformer":  # the CIF weights themselves, which read the frame after the last
+        with torch.no_grad():
+            _, _, batch_alphas, _ = model.infer(*_padded(feats), peaks=True)
+        for i, f in enumerate(feats):
+            with torch.no_grad():
+                _, _, alphas, _ = model.infer(*_padded([f]), peaks=True)
+            np.testing.assert_allclose(batch_alphas[i, :len(f) + 1], alphas[0], atol=1e-5)
+
+
+def test_shipped_bundles_do_not_depend_on_batch_mates(tiny_corpus):
+    """The shipped recognizers on corpus speech: each utterance alone and in padded batches of 8
+    (the API's default) decodes alike."""
+    from narvox.asr.api import PRETRAINED
+    from narvox.data import read_data_dir
+    audio = []
+    for test_set in ("test_seen", "test_unseen_voice"):
+        data = read_data_dir(tiny_corpus / test_set)
+        audio += [data.load_audio(u, 16000)[0] for u in data.utt_ids]
+    for name in ("ctc", "paraformer"):
+        runtime = OnnxASR(PRETRAINED / name)
+        feats = [runtime.frontend(a) for a in audio]
+        together = [hyp for i in range(0, len(feats), 8) for hyp in runtime.recognize(feats[i:i + 8])]
+        assert together == [runtime.recognize([f])[0] for f in feats], name

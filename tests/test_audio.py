@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from narvox.audio import duration, read_audio, resample, write_audio
+from narvox.audio import as_float_audio, duration, read_audio, resample, write_audio
 from narvox.errors import AudioError
 from tests.conftest import tone
 
@@ -40,9 +40,27 @@ def test_segment(tmp_path):
 def test_wav_scp_pipe(tmp_path):
     path = tmp_path / "x.flac"
     write_audio(path, tone(), 16000)
-    samples, sr = read_audio(f"cat {path} |")
+    samples, sr = read_audio(f"cat {path} |", allow_pipe=True)
     assert sr == 16000 and len(samples) == 16000
-    assert abs(duration(f"cat {path} |") - 1.0) < 1e-6
+    assert abs(duration(f"cat {path} |", allow_pipe=True) - 1.0) < 1e-6
+
+
+def test_a_pipe_runs_only_when_asked(tmp_path, monkeypatch):
+    """A name from a user is a path: `read_audio` and `duration` never run it by default."""
+    monkeypatch.chdir(tmp_path)
+    for read in (read_audio, duration):
+        with pytest.raises(AudioError, match="no such file"):
+            read("touch pwned |")
+        assert not (tmp_path / "pwned").exists()
+
+
+def test_int16_arrays_are_scaled_and_bad_arrays_named():
+    pcm = (tone() * 32767).astype(np.int16)
+    np.testing.assert_allclose(as_float_audio(pcm), tone(), atol=1e-4)
+    with pytest.raises(AudioError, match="<x>: audio of dtype int32"):
+        as_float_audio(pcm.astype(np.int32), "<x>")
+    with pytest.raises(AudioError, match="<x>: audio holds NaN"):
+        as_float_audio(np.array([0.0, np.nan], np.float32), "<x>")
 
 
 def test_resample_length():
@@ -83,6 +101,6 @@ def test_non_finite_samples(tmp_path):
 
 def test_failing_pipe():
     with pytest.raises(AudioError, match="exit code 3"):
-        read_audio("sh -c 'echo broken >&2; exit 3' |")
+        read_audio("sh -c 'echo broken >&2; exit 3' |", allow_pipe=True)
     with pytest.raises(AudioError, match="produced no audio"):
-        read_audio("true |")
+        read_audio("true |", allow_pipe=True)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
 from narvox.asr.segment import has_speech, split_at_silences
-from narvox.audio import read_audio, resample, to_mono
+from narvox.audio import as_float_audio, read_audio, resample, to_mono
 from narvox.errors import AudioError, NarvoxError
 from narvox.text.tokens import tokens_to_text
 
@@ -30,15 +30,35 @@ class Transcript:
     text: str = ""
     tokens: list[str] = field(default_factory=list)
     timestamps: list[float] = field(default_factory=list)  # start of each token, seconds
+    duration: float = 0.0                                    # seconds of audio heard
     error: str | None = None
 
 
-class ASR:
-    """One recognizer; the backend is ONNX Runtime for bundles, PyTorch for model directories."""
+@dataclass
+class _Piece:
+    index: int           # which input it belongs to
+    offset: int          # first sample within the input
+    samples: np.ndarray
+    depth: int = 0       # how many times it was split after the model stopped early
 
-    def __init__(self, backend, max_seconds: float = 30.0):
+
+# A piece is re-decoded in smaller pieces when its tokens stop this long before its audio ends
+# while speech goes on (Paraformer can emit </s> early on audio longer than it was trained on).
+EARLY_STOP_SECONDS = 2.0
+MAX_SPLIT_DEPTH = 3
+
+
+class ASR:
+    """One recognizer; the backend is ONNX Runtime for bundles, PyTorch for model directories.
+
+    Recordings are cut at pauses into pieces no longer than `max_seconds`, which defaults to the
+    longest utterance the model was trained on (recorded in the bundle) and never exceeds it.
+    """
+
+    def __init__(self, backend, max_seconds: float | None = None):
         self.backend = backend
-        self.max_seconds = max_seconds
+        trained = backend.max_seconds or 30.0
+        self.max_seconds = min(max_seconds or trained, trained)
         self.sample_rate = backend.frontend.sample_rate
 
     @classmethod
@@ -58,59 +78,117 @@ class ASR:
         raise NarvoxError(f"'{name_or_dir}' is neither a shipped model {shipped}, a bundle "
                           "directory (narvox.json) nor a model directory (model.pt)")
 
-    def _load(self, item: AudioInput) -> tuple[str, np.ndarray]:
+    def _load(self, item: AudioInput, position: int) -> tuple[str, np.ndarray]:
+        """(name to report, mono float32 samples at the model's rate) of one input."""
         if isinstance(item, (str, Path)):
-            samples, _ = read_audio(item, sample_rate=self.sample_rate)
-            return str(item), samples
-        if isinstance(item, tuple):  # (array, sample_rate)
-            samples, sr = item
-            samples = to_mono(np.asarray(samples, dtype=np.float32))
-            return "<array>", resample(samples, sr, self.sample_rate)
-        samples = np.asarray(item, dtype=np.float32)
-        if samples.ndim != 1:
-            raise AudioError(f"an array input must be mono [T] at {self.sample_rate} Hz "
-                             f"(or pass (array, sample_rate)); got shape {samples.shape}")
-        return "<array>", samples
+            source = str(item)
+            samples, rate = read_audio(source)
+        elif isinstance(item, tuple):  # (array, sample_rate)
+            source = f"<array {position}>"
+            samples, rate = item
+            samples = as_float_audio(samples, source)
+            if samples.ndim == 2 and samples.shape[0] < samples.shape[1]:
+                raise AudioError(f"{source}: shape {samples.shape} looks like [channels, T]; "
+                                 "pass [T] or [T, channels] (what soundfile.read gives)")
+            if samples.ndim > 2:
+                raise AudioError(f"{source}: audio must be [T] or [T, channels], got {samples.shape}")
+            samples = to_mono(samples)
+        else:
+            source = f"<array {position}>"
+            samples, rate = as_float_audio(item, source), self.sample_rate
+            if samples.ndim != 1:
+                raise AudioError(f"{source}: an array input must be mono [T] at {self.sample_rate} Hz "
+                                 f"(or pass (array, sample_rate)); got shape {samples.shape}")
+        if not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise AudioError(f"{source}: sample rate must be a positive integer, got {rate!r}")
+        if rate < self.sample_rate:
+            log.warning("%s: recorded at %d Hz, below the %d Hz this model was trained on; its upper "
+                        "band is missing and accuracy will suffer", source, rate, self.sample_rate)
+        return source, resample(samples, int(rate), self.sample_rate)
 
     def transcribe(self, inputs: AudioInput | Sequence[AudioInput], batch_size: int = 8):
         """Paths, arrays at the model's rate, or (array, sample_rate) pairs -> Transcript(s).
 
-        A file that cannot be read gets a Transcript with `error` set (and is logged by name);
-        the others are still transcribed. Silence gives an empty transcript. Recordings longer
-        than `max_seconds` are split at pauses and stitched back together.
+        An input that cannot be read or used gets a Transcript with `error` set naming it (and is
+        logged); the others are still transcribed. Silence gives an empty transcript.
         """
         single = not isinstance(inputs, (list, tuple)) or (
-            isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[1], int))
-        items = [inputs] if single else list(inputs)
+            isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[1], (int, np.integer)))
+        results = list(self.transcribe_iter([inputs] if single else inputs, batch_size))
+        return results[0] if single else results
+
+    def transcribe_iter(self, inputs: Iterable[AudioInput], batch_size: int = 8) -> Iterator[Transcript]:
+        """Transcripts in input order, each as soon as its group of `batch_size` inputs is done:
+        memory is bounded by one group, not by the whole input list."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise NarvoxError(f"batch_size must be a positive integer, got {batch_size!r}")
+        group: list[AudioInput] = []
+        for position, item in enumerate(inputs):
+            group.append(item)
+            if len(group) == batch_size:
+                yield from self._transcribe_group(group, position + 1 - len(group), batch_size)
+                group = []
+        if group:
+            yield from self._transcribe_group(group, position + 1 - len(group), batch_size)
+
+    def _transcribe_group(self, items: list[AudioInput], first: int, batch_size: int) -> list[Transcript]:
         results: list[Transcript] = []
-        pieces: list[tuple[int, float, np.ndarray]] = []  # (result index, offset seconds, samples)
-        for item in items:
+        pieces: list[_Piece] = []
+        for i, item in enumerate(items):
             try:
-                source, samples = self._load(item)
+                source, samples = self._load(item, first + i)
             except AudioError as e:
                 log.error("%s", e)
-                results.append(Transcript(source=str(item) if isinstance(item, (str, Path)) else "<array>",
-                                          error=str(e)))
+                name = str(item) if isinstance(item, (str, Path)) else f"<array {first + i}>"
+                results.append(Transcript(source=name, error=str(e)))
                 continue
-            results.append(Transcript(source=source))
-            if not has_speech(samples, self.sample_rate):
-                continue
-            for start, end in split_at_silences(samples, self.sample_rate, self.max_seconds):
-                if end - start >= int(0.1 * self.sample_rate):  # shorter than any word
-                    pieces.append((len(results) - 1, start / self.sample_rate, samples[start:end]))
-        pieces.sort(key=lambda p: len(p[2]))  # similar lengths batch with less padding
-        decoded: dict[int, list] = {}
+            results.append(Transcript(source=source, duration=round(len(samples) / self.sample_rate, 3)))
+            if has_speech(samples, self.sample_rate):
+                pieces += self._split(i, 0, samples, self.max_seconds)
+        decoded = self._recognize(pieces, batch_size, results)
+        for piece, ids, times in sorted(decoded, key=lambda d: (d[0].index, d[0].offset)):
+            r = results[piece.index]
+            r.tokens += [self.backend.symbols[t] for t in ids]
+            r.timestamps += [round(piece.offset / self.sample_rate + t, 3) for t in times]
+        for r in results:
+            r.text = tokens_to_text(r.tokens)
+        return results
+
+    def _split(self, index: int, offset: int, samples: np.ndarray, max_seconds: float,
+               depth: int = 0) -> list[_Piece]:
+        min_samples = int(0.1 * self.sample_rate)  # shorter than any word
+        return [_Piece(index, offset + start, samples[start:end], depth)
+                for start, end in split_at_silences(samples, self.sample_rate, max_seconds)
+                if end - start >= min_samples]
+
+    def _stopped_early(self, piece: _Piece, times: list[float]) -> bool:
+        """The tokens end well before the piece's audio, and there is speech in between."""
+        heard = int(((times[-1] if times else 0.0) + 1.0) * self.sample_rate)
+        tail = piece.samples[heard:]
+        return len(tail) > EARLY_STOP_SECONDS * self.sample_rate and has_speech(tail, self.sample_rate)
+
+    def _recognize(self, pieces: list[_Piece], batch_size: int, results: list[Transcript]):
+        """(piece, token ids, start seconds within the piece) for every piece; a piece the model
+        stopped early on is decoded again in halves, down to MAX_SPLIT_DEPTH."""
+        pieces = sorted(pieces, key=lambda p: len(p.samples))  # similar lengths: less padding
+        decoded, again = [], []
         for i in range(0, len(pieces), batch_size):
             chunk = pieces[i:i + batch_size]
-            for (index, offset, _), (ids, times) in zip(chunk, self.backend.recognize([p[2] for p in chunk])):
-                decoded.setdefault(index, []).append((offset, ids, times))
-        for index, parts in decoded.items():  # stitch the pieces of a recording in time order
-            r = results[index]
-            for offset, ids, times in sorted(parts, key=lambda p: p[0]):
-                r.tokens += [self.backend.symbols[t] for t in ids]
-                r.timestamps += [round(offset + t, 3) for t in times]
-            r.text = tokens_to_text(r.tokens)
-        return results[0] if single else results
+            for piece, (ids, times) in zip(chunk, self.backend.recognize([p.samples for p in chunk])):
+                if not self._stopped_early(piece, times):
+                    decoded.append((piece, ids, times))
+                    continue
+                seconds = len(piece.samples) / self.sample_rate
+                where = (f"{results[piece.index].source} {piece.offset / self.sample_rate:.1f}-"
+                         f"{piece.offset / self.sample_rate + seconds:.1f} s")
+                if piece.depth == MAX_SPLIT_DEPTH or seconds < 2 * EARLY_STOP_SECONDS:
+                    log.warning("%s: the model's tokens stop %.1f s before this piece's speech ends",
+                                where, seconds - (times[-1] if times else 0.0))
+                    decoded.append((piece, ids, times))
+                    continue
+                log.info("%s: tokens stop early; decoding it again in shorter pieces", where)
+                again += self._split(piece.index, piece.offset, piece.samples, seconds / 2, piece.depth + 1)
+        return decoded + (self._recognize(again, batch_size, results) if again else [])
 
 
 class _OnnxBackend:
@@ -118,6 +196,7 @@ class _OnnxBackend:
         self.runtime, self.method = runtime, method
         self.frontend = runtime.frontend
         self.symbols = runtime.tokens.symbols
+        self.max_seconds = runtime.meta.get("max_seconds")  # longest training utterance
 
     def recognize(self, audio: list[np.ndarray]):
         return self.runtime.recognize([self.frontend(a) for a in audio], self.method)
@@ -127,7 +206,7 @@ class _TorchBackend:
     def __init__(self, model_dir: Path, method: str, num_threads: int = 2):
         import torch
         torch.set_num_threads(num_threads)
-        from narvox.asr.build import load_model
+        from narvox.asr.build import load_model, longest_training_utterance
         from narvox.asr.frontend import AsrFrontend
         from narvox.text.tokens import TokenTable
         self.torch = torch
@@ -136,6 +215,7 @@ class _TorchBackend:
         self.frontend = AsrFrontend.for_model(self.kind, model_dir, config.get("lfr_m", 7), config.get("lfr_n", 6))
         self.symbols = TokenTable.load(model_dir / "tokens.txt").symbols
         self.method = {"greedy": "ctc_greedy", "beam": "ctc_beam"}.get(method, method)
+        self.max_seconds = longest_training_utterance(model_dir)
 
     def recognize(self, audio: list[np.ndarray]):
         feats = [self.frontend(a) for a in audio]

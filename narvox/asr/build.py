@@ -9,6 +9,7 @@ import copy
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 from narvox.asr.ctc_attention import CtcAttentionASR, CtcAttentionConfig
@@ -41,6 +42,15 @@ def save_model(directory: str | Path, model: nn.Module, config: dict) -> Path:
     torch.save({"config": config, "vocab_size": model.config.vocab_size,
                 "state_dict": model.state_dict()}, directory / "model.pt")
     return directory
+
+
+def longest_training_utterance(model_dir: str | Path) -> float | None:
+    """Seconds of the longest utterance the model was trained on (recorded by the trainer in
+    config.yaml), or None for a model trained before it was recorded."""
+    config = Path(model_dir) / "config.yaml"
+    if not config.is_file():
+        return None
+    return (yaml.safe_load(config.read_text()).get("data") or {}).get("longest_utterance_seconds")
 
 
 def load_model(directory: str | Path) -> tuple[nn.Module, dict]:

@@ -137,7 +137,7 @@ class CtcAttentionASR(nn.Module):
                        for s in search.ctc_align_starts(lp[b, :lens_np[b]], ids)])
                 for b, ids in enumerate(hyps)]
 
-    def attention_search(self, memory: Tensor, lens: Tensor, beam: int, max_ratio: float = 0.6) -> list[list[int]]:
+    def attention_search(self, memory: Tensor, lens: Tensor, beam: int) -> list[list[int]]:
         """Beam search (greedy when beam == 1) with the decoder's KV cache."""
         c, dec = self.config, self.decoder
         memory = memory.repeat_interleave(beam, 0)
@@ -152,5 +152,6 @@ class CtcAttentionASR(nn.Module):
                                             self_k, self_v, cross_k, cross_v, memory_mask)
             return logp.numpy(), (self_k.numpy(), self_v.numpy())
 
-        return search.attention_beam_search(step, (empty, empty), lens.size(0), beam,
-                                            max(1, int(lens.max() * max_ratio)), c.sos_id, c.eos_id)
+        max_lens = (lens * search.MAX_TOKENS_PER_FRAME).long().clamp(min=1).tolist()
+        return search.attention_beam_search(step, (empty, empty), lens.size(0), beam, max_lens,
+                                            c.sos_id, c.eos_id)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from narvox.asr.cif import CifPredictor, cif
+from narvox.asr.search import cif_token_starts
 from narvox.models.attention import padding_mask
 from narvox.models.conformer import ConformerEncoder, EncoderConfig
 from narvox.models.transformer import DecoderConfig, DecoderLayer
@@ -143,12 +144,12 @@ class Paraformer(nn.Module):
     @torch.no_grad()
     def transcribe(self, feats: Tensor, feat_lens: Tensor) -> list[tuple[list[int], list[float]]]:
         """(token ids, start seconds) per utterance: every position before the </s> that `infer`
-        puts at token_num - 1. A token starts one frame after the previous one fired."""
-        log_probs, token_num, fire_frames = self.infer(feats, feat_lens)
+        puts at token_num - 1, timed by the rule the ONNX runtime uses (`cif_token_starts`)."""
+        log_probs, token_num, alphas, fired = self.infer(feats, feat_lens, peaks=True)
         best = log_probs.argmax(-1)
         out = []
         for b in range(best.size(0)):
             n = int(token_num[b]) - 1
-            starts = [0] + [int(f) + 1 for f in fire_frames[b, :max(n - 1, 0)]]
-            out.append((best[b, :n].tolist(), [round(s * self.frame_shift, 3) for s in starts[:n]]))
+            starts = cif_token_starts(alphas[b].numpy(), fired[b].numpy(), n)
+            out.append((best[b, :n].tolist(), [round(s * self.frame_shift, 3) for s in starts]))
         return out

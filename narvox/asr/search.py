@@ -66,10 +66,13 @@ def ctc_prefix_beam_search(log_probs: np.ndarray, beam: int = 5, prune: float = 
     return list(max(beams.items(), key=lambda kv: _logaddexp(*kv[1]))[0])
 
 
+# the attention decoder's length limit: at most this many tokens per encoder frame
+MAX_TOKENS_PER_FRAME = 0.6
+
 StepFn = Callable[[np.ndarray, int, tuple], tuple[np.ndarray, tuple]]
 
 
-def attention_beam_search(step: StepFn, cache: tuple, batch: int, beam: int, max_len: int,
+def attention_beam_search(step: StepFn, cache: tuple, batch: int, beam: int, max_lens: Sequence[int],
                           sos: int, eos: int) -> list[list[int]]:
     """Batched beam search: every utterance's `beam` hypotheses advance together, one step call
     per output position.
@@ -78,15 +81,18 @@ def attention_beam_search(step: StepFn, cache: tuple, batch: int, beam: int, max
     array has the hypothesis on axis 1 so it can be reordered when beams are re-ranked. Only the
     cache the step returns is reordered: whatever else the step reads (the encoder's cross-
     attention keys and values) is the same for all beams of an utterance and stays in place.
-    Scores are summed log-probs; the final choice is length-normalised.
+    Scores are summed log-probs; the final choice is length-normalised. Utterance b stops after
+    `max_lens[b]` tokens, however long its batch-mates run.
     """
+    limit = np.repeat(np.asarray(max_lens), beam)
     scores = np.full((batch, beam), -np.inf, dtype=np.float32)
     scores[:, 0] = 0.0
     tokens = np.full((batch * beam, 1), sos, dtype=np.int64)
     history = np.zeros((batch * beam, 0), dtype=np.int64)
     finished = np.zeros(batch * beam, dtype=bool)
     offsets = (np.arange(batch) * beam)[:, None]
-    for position in range(max_len):
+    for position in range(int(limit.max())):
+        finished |= position >= limit
         logp, cache = step(tokens, position, cache)
         # a finished hypothesis can only extend by </s>, at no cost
         logp = np.where(finished[:, None], -np.inf, logp).astype(np.float32)
@@ -149,3 +155,19 @@ def ctc_align_starts(log_probs: np.ndarray, tokens: Sequence[int]) -> list[int]:
         if path[t] % 2 == 1:
             starts[path[t] // 2] = t
     return starts
+
+
+def cif_token_starts(alphas: np.ndarray, fired: np.ndarray, n: int, onset_alpha: float = 0.3) -> list[int]:
+    """Start frame of each of the `n` tokens a Paraformer emitted, from one utterance's CIF
+    weights `alphas` [T] and its fire mask `fired` [T] (1 where a counted token fired).
+
+    A token starts one frame after the previous one fired, but never before the speech onset,
+    the first frame whose alpha reaches `onset_alpha`: CIF integrates the small alphas of leading
+    silence into the first tokens, which would otherwise always start at 0.
+    """
+    fire = np.nonzero(fired > 1.0 - 1e-4)[0]
+    starts = [0] + [int(f) + 1 for f in fire[:max(n - 1, 0)]]
+    starts += starts[-1:] * (n - len(starts))  # two tokens fired on one frame
+    loud = np.nonzero(alphas >= onset_alpha)[0]
+    onset = int(loud[0]) if len(loud) else 0
+    return [max(s, onset) for s in starts[:n]]

@@ -164,12 +164,17 @@ def export_attention(model: CtcAttentionASR, model_dir: Path, out: Path) -> Path
 
 def export_model_dir(model_dir: str | Path, out_root: str | Path) -> list[Path]:
     """Every bundle a trained model directory can give: CTC (+ attention) or Paraformer."""
-    from narvox.asr.build import load_model
+    from narvox.asr.build import load_model, longest_training_utterance
     model_dir, out_root = Path(model_dir), Path(out_root)
     model, _ = load_model(model_dir)
     if isinstance(model, Paraformer):
-        return [export_paraformer(model, model_dir, out_root / "paraformer")]
-    bundles = [export_ctc(model, model_dir, out_root / "ctc")]
-    if model.decoder is not None:
-        bundles.append(export_attention(model, model_dir, out_root / "attention"))
+        bundles = [export_paraformer(model, model_dir, out_root / "paraformer")]
+    else:
+        bundles = [export_ctc(model, model_dir, out_root / "ctc")]
+        if model.decoder is not None:
+            bundles.append(export_attention(model, model_dir, out_root / "attention"))
+    longest = longest_training_utterance(model_dir)
+    for bundle in bundles:  # the runtime splits recordings below what the model was trained on
+        meta = json.loads((bundle / "narvox.json").read_text())
+        (bundle / "narvox.json").write_text(json.dumps({**meta, "max_seconds": longest}, indent=2))
     return bundles

@@ -125,4 +125,6 @@ class ConformerEncoder(nn.Module):
         frame_mask = padding_mask(lengths, x.size(1))
         for block in self.blocks:
             x = block(x, frame_mask)
-        return x, lengths
+        # zero the padded frames: what reads the output next (CIF's convolution, its tail frame)
+        # must see the same zeros a row alone would have, whatever its batch-mates
+        return x * frame_mask.unsqueeze(-1).to(x.dtype), lengths

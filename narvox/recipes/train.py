@@ -29,6 +29,10 @@ def train(config: dict, exp_dir: str | Path, train_dir: str, valid_dir: str, lan
           cmvn_path: str | None = None) -> Path:
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
+    # inference splits recordings below this: longer pieces than the model ever heard make
+    # Paraformer's CIF stop early
+    frames = max(n for _, n in FbankDump(train_dir).index.values())
+    config.setdefault("data", {})["longest_utterance_seconds"] = round(frames * 0.01, 2)
     (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     tokenizer = load_tokenizer(lang_dir)
     tokenizer.save(exp_dir)

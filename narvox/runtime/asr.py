@@ -13,6 +13,8 @@ from narvox.features import Cmvn, FbankConfig
 from narvox.runtime.session import create_session
 from narvox.text.tokens import TokenTable, tokens_to_text
 
+# the fewest feature frames that give one encoder frame (4x convolutional subsampling or LFR)
+MIN_FRAMES = {"ctc": 7, "attention": 7, "paraformer": 1}
 METHODS = {"ctc": ("greedy", "beam"), "paraformer": ("greedy",), "attention": ("greedy", "beam")}
 
 
@@ -56,8 +58,22 @@ class OnnxASR:
         return [round(int(f) * self.frame_shift, 3) for f in frames]
 
     def recognize(self, feats: list[np.ndarray], method: str = "greedy", beam: int = 5):
+        """Features [T, D] of each utterance -> (token ids, start seconds) each. An utterance too
+        short for the model's input layer has no tokens; the rest of the batch still decodes."""
         if method not in METHODS[self.kind]:
             raise NarvoxError(f"{self.kind} bundles decode with {METHODS[self.kind]}, not '{method}'")
+        for i, f in enumerate(feats):
+            if np.ndim(f) != 2 or np.shape(f)[1] != self.frontend.dim:
+                raise NarvoxError(f"{self.bundle}: features {i} have shape {np.shape(f)}, "
+                                  f"expected [frames, {self.frontend.dim}]")
+        heard = [i for i, f in enumerate(feats) if len(f) >= MIN_FRAMES[self.kind]]
+        out: list[tuple[list[int], list[float]]] = [([], []) for _ in feats]
+        if heard:
+            for i, hyp in zip(heard, self._recognize([feats[i] for i in heard], method, beam)):
+                out[i] = hyp
+        return out
+
+    def _recognize(self, feats: list[np.ndarray], method: str, beam: int):
         x, lengths = pad_batch(feats)
         if self.kind == "ctc":
             log_probs, out_lens = self.model.run(None, {"x": x, "x_lens": lengths})
@@ -71,17 +87,17 @@ class OnnxASR:
         return self._attention(x, lengths, 1 if method == "greedy" else beam)
 
     def _paraformer(self, x: np.ndarray, lengths: np.ndarray):
-        log_probs, token_num, _, peaks = self.model.run(None, {"speech": x, "speech_lengths": lengths.astype(np.int32)})
+        log_probs, token_num, us_alphas, us_peaks = self.model.run(
+            None, {"speech": x, "speech_lengths": lengths.astype(np.int32)})
         best = log_probs.argmax(-1)
+        # the graph ends each sequence with </s> at token_num - 1 and never predicts blank or
+        # <s>; its alphas and peaks are at 3x the LFR frame rate (20 ms sub-frames)
+        alphas = us_alphas.reshape(len(x), -1, 3).sum(-1)
+        fired = us_peaks.reshape(len(x), -1, 3).max(-1)
         out = []
         for b in range(len(x)):
-            # the graph ends each sequence with </s> at token_num - 1 and never predicts blank or
-            # <s>; token j fires at the j-th peak (peaks sit on every third, 20 ms, sub-frame)
             n = int(token_num[b]) - 1
-            fire = np.nonzero(peaks[b] > 1.0 - 1e-4)[0] // 3
-            starts = [0] + [int(f) + 1 for f in fire[:max(n - 1, 0)]]
-            starts += starts[-1:] * (n - len(starts))  # two tokens fired on one frame
-            out.append((best[b, :n].tolist(), self._times(starts[:n])))
+            out.append((best[b, :n].tolist(), self._times(search.cif_token_starts(alphas[b], fired[b], n))))
         return out
 
     def _attention(self, x: np.ndarray, lengths: np.ndarray, beam: int):
@@ -99,7 +115,8 @@ class OnnxASR:
                 "self_v": cache[1], **static})
             return logp, (k, v)
 
-        hyps = search.attention_beam_search(step, (empty, empty), b, beam, max(1, int(out_lens.max() * 0.6)),
+        max_lens = np.maximum(1, (out_lens * search.MAX_TOKENS_PER_FRAME).astype(np.int64))
+        hyps = search.attention_beam_search(step, (empty, empty), b, beam, max_lens,
                                             self.meta["sos_id"], self.meta["eos_id"])
         return [(ids, self._times(search.ctc_align_starts(log_probs[i, :out_lens[i]], ids)))
                 for i, ids in enumerate(hyps)]
