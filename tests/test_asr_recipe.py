@@ -27,18 +27,44 @@ def recipe_copy(tmp_path: Path) -> Path:
     return egs / "synth_en/asr"
 
 
-def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path, ok: bool = True) -> subprocess.CompletedProcess:
+    """Runs cmd, asserting that it succeeds (ok) or fails."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (out.returncode == 0) == ok, out.stdout[-3000:] + out.stderr[-3000:]
     return out
+
+
+def test_pack_is_opt_in(tmp_path):
+    """Stage 9 alone on fake bundles: the package's models are replaced only with --pack true."""
+    recipe = recipe_copy(tmp_path)
+    for m, name in (("ctc_attention", "ctc"), ("paraformer", "paraformer")):
+        (recipe / f"exp/{m}/onnx/{name}").mkdir(parents=True)
+        (recipe / f"exp/{m}/onnx/{name}/model.onnx").write_text(f"new {name}")
+    package = tmp_path / "narvox/pretrained/asr"  # the copy's narvox/pretrained/asr, the default pack dir
+    (package / "ctc").mkdir(parents=True)
+    (package / "ctc/model.onnx").write_text("shipped ctc")
+    out = run(["bash", "run.sh", "--stage", "9"], recipe)
+    assert "--pack true" in out.stdout
+    assert sorted(p.relative_to(package).as_posix() for p in package.rglob("*")) == ["ctc", "ctc/model.onnx"]
+    assert (package / "ctc/model.onnx").read_text() == "shipped ctc"
+    run(["bash", "run.sh", "--stage", "9", "--pack", "true"], recipe)
+    for name in ("ctc", "paraformer"):
+        assert (package / name / "model.onnx").read_text() == f"new {name}"
+
+
+def test_stage_without_its_inputs_says_what_to_run(tmp_path):
+    """`--stage 4` on a fresh clone fails at once, in one line, instead of deep in training."""
+    out = run(["bash", "run.sh", "--stage", "4"], recipe_copy(tmp_path), ok=False)
+    assert out.stderr.strip() == ("stage 4 needs dump/kaldi/train (run stages 0-3 first: "
+                                  "./run.sh --stop-stage 3 ...)")
 
 
 @needs_engines
 def test_run_sh_all_stages(tmp_path):
     recipe = recipe_copy(tmp_path)
     run(["bash", "run.sh", "--size", "0.03", "--nbpe", "64", "--train-args", TINY,
-         "--pack-dir", str(tmp_path / "pretrained")], recipe)
+         "--pack", "true", "--pack-dir", str(tmp_path / "pretrained")], recipe)
     for m in ("ctc_attention", "paraformer"):
         log = (recipe / f"exp/{m}/logs/version_0/metrics.csv").read_text().splitlines()
         assert len(log) > 2

@@ -18,7 +18,7 @@ def test_run_sh_all_stages(tmp_path):
     recipe = recipe_copy(tmp_path).parent / "codec"
     pack = tmp_path / "pretrained_codec"
     run(["bash", "run.sh", "--size", "0.02", "--train-args", TINY, "--eval-utts", "4",
-         "--pack-dir", str(pack)], recipe)
+         "--pack", "true", "--pack-dir", str(pack)], recipe)
     metrics = (recipe / "exp/codec/logs/version_0/metrics.csv").read_text()
     assert "train_adversarial" in metrics and "val_loss" in metrics
     model = recipe / "exp/codec/model"
@@ -34,6 +34,20 @@ def test_run_sh_all_stages(tmp_path):
         codes.check_codec({k: identity[k] for k in ("codec", "weights", "sample_rate", "frame_rate",
                                                     "codebook_size")})
         assert len(codes) == len((recipe / f"data/{s}/utt2spk").read_text().splitlines())
+
+
+def test_pack_is_opt_in(tmp_path):
+    """Stage 6 alone on a fake codec: the package's codec is replaced only with --pack true."""
+    recipe = recipe_copy(tmp_path).parent / "codec"
+    files = ("codec.yaml", "model.pt", "encoder.onnx", "decoder.onnx", "narvox.json")
+    (recipe / "exp/codec/model").mkdir(parents=True)
+    for name in files:
+        (recipe / "exp/codec/model" / name).write_text(f"new {name}")
+    package = tmp_path / "narvox/pretrained/codec/narvox"  # the copy's, the default pack dir
+    out = run(["bash", "run.sh", "--stage", "6"], recipe)
+    assert "--pack true" in out.stdout and not package.exists()
+    run(["bash", "run.sh", "--stage", "6", "--pack", "true"], recipe)
+    assert all((package / name).read_text() == f"new {name}" for name in files)
 
 
 # Out of `make test`: about 1 run in 4 the launcher (rank 0) aborts with SIGABRT and rank 1 reports

@@ -14,13 +14,16 @@ train_set=train
 valid_set=dev
 test_sets=""
 train_args=""         # config overrides, e.g. "trainer.max_epochs=1 data.max_seconds=60"
-pack_dir=""           # stage 9 copies the CTC and Paraformer bundles here (the package's defaults)
+pack=false            # true: stage 9 copies the bundles over the shipped models in pack_dir (opt-in only)
+pack_dir=""           # default: the package's models, narvox/pretrained/asr
 help_args=""
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
+pack_dir=${pack_dir:-$NARVOX_ROOT/narvox/pretrained/asr}
 
 lang=data/lang_bpe${nbpe}
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then utils/need.sh 1 data/$train_set; fi
 if $speed_perturb; then
   if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     echo "stage 1: speed perturbation of $train_set"
@@ -39,6 +42,7 @@ fi
 fbank_of() { [ "$1" = paraformer ] && echo funasr || echo kaldi; }
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  utils/need.sh 2 data/$train_set data/$valid_set
   for preset in $(for m in $models; do fbank_of $m; done | sort -u); do
     for s in $train_set $valid_set; do
       echo "stage 2: $preset fbank of $s"
@@ -49,6 +53,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ] && [[ " $models " == *" paraformer "* ]]; then
+  utils/need.sh 3 dump/funasr/$train_set
   echo "stage 3: global CMVN of LFR features (am.mvn)"
   python -m narvox.recipes.asr_prep cmvn --dump dump/funasr/$train_set --lfr-m 7 --lfr-n 6 \
     --out dump/funasr/$train_set/am.mvn
@@ -56,12 +61,14 @@ fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   for m in $models; do
+    feats=dump/$(fbank_of $m)
+    utils/need.sh 4 $feats/$train_set $feats/$valid_set "$lang/tokens.txt" \
+      $([ "$m" = paraformer ] && echo dump/funasr/$train_set/am.mvn)
     echo "stage 4: train $m (log: exp/$m/train.log)"
     overrides="$train_args"
     if [ "$ngpu" -gt 0 ]; then
       overrides="trainer.accelerator=gpu trainer.devices=$ngpu trainer.strategy=ddp trainer.precision=bf16-mixed $overrides"
     fi
-    feats=dump/$(fbank_of $m)
     $train_cmd exp/$m/train.log python -m narvox.recipes.train --config conf/$m.yaml --exp-dir exp/$m \
       --train $feats/$train_set --valid $feats/$valid_set --lang "$lang" \
       $([ "$m" = paraformer ] && echo --cmvn dump/funasr/$train_set/am.mvn) \
@@ -71,6 +78,7 @@ fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   for m in $models; do
+    utils/need.sh 5 exp/$m/checkpoints
     n_best=$(python -c "import yaml; print(yaml.safe_load(open('conf/$m.yaml')).get('average', {}).get('n_best', 5))")
     echo "stage 5: average the $n_best best checkpoints of $m"
     python -m narvox.recipes.average --exp-dir exp/$m --n-best "$n_best" --out exp/$m/final
@@ -79,6 +87,7 @@ fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   for m in $models; do
+    utils/need.sh 6 exp/$m/final
     methods="greedy"
     [ "$m" = ctc_attention ] && methods="greedy beam attention_greedy attention_beam"
     for s in $test_sets; do
@@ -98,15 +107,19 @@ fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
   for m in $models; do
+    utils/need.sh 8 exp/$m/final
     echo "stage 8: export $m to ONNX bundles in exp/$m/onnx"
     narvox export exp/$m/final --out exp/$m/onnx
   done
 fi
 
-if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && [ -n "$pack_dir" ]; then
-  for bundle in exp/ctc_attention/onnx/ctc exp/paraformer/onnx/paraformer; do
-    [ -d "$bundle" ] || continue
-    name=$(basename "$bundle")
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && ! $pack; then
+  echo "stage 9: not packing, the bundles stay in exp/*/onnx (to copy them into $pack_dir: ./run.sh --stage 9 --pack true)"
+elif [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  for m in $models; do
+    name=$([ "$m" = paraformer ] && echo paraformer || echo ctc)  # CTC/attention ships its CTC bundle
+    bundle=exp/$m/onnx/$name
+    utils/need.sh 9 "$bundle"
     echo "stage 9: pack $bundle -> $pack_dir/$name"
     rm -rf "$pack_dir/$name"
     mkdir -p "$pack_dir"

@@ -16,14 +16,17 @@ dump_sets=""          # data dirs whose codec tokens stage 5 dumps (default: all
 eval_utts=""          # evaluate on the first N utterances of each test set (default: all)
 asr=ctc               # narvox ASR model that judges intelligibility (stage 4); none to skip
 train_args=""         # config overrides, e.g. "optim.max_steps=100 data.batch_size=4"
-pack_dir=""           # stage 6 copies the codec directory here (the package's default codec)
+pack=false            # true: stage 6 copies the codec over the shipped one in pack_dir (opt-in only)
+pack_dir=""           # default: the package's codec, narvox/pretrained/codec/narvox
 help_args=""
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
+pack_dir=${pack_dir:-$NARVOX_ROOT/narvox/pretrained/codec/narvox}
 
 model=$exp/model
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  utils/need.sh 1 data/$train_set data/$valid_set
   echo "stage 1: train the codec (log: $exp/train.log)"
   overrides="$train_args"
   if [ "$ngpu" -gt 0 ]; then
@@ -35,16 +38,19 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  utils/need.sh 2 "$exp/checkpoints/last.ckpt"
   echo "stage 2: package $exp/checkpoints/last.ckpt as $model"
   python -m narvox codec package "$exp/checkpoints/last.ckpt" --out "$model"
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  utils/need.sh 3 "$model/model.pt"
   echo "stage 3: export the ONNX encoder and decoder into $model"
   python -m narvox codec export --codec "$model" --out "$model"
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  utils/need.sh 4 "$model/encoder.onnx"
   : > "$exp/RESULTS.md"
   for s in $test_sets; do
     echo "stage 4: evaluate on $s"
@@ -56,15 +62,20 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  utils/need.sh 5 "$model/encoder.onnx"
   for s in ${dump_sets:-$train_set $valid_set $test_sets}; do
     echo "stage 5: codec tokens of data/$s"
     $decode_cmd $exp/log/dump_$s.log python -m narvox codec dump data/$s --codec "$model" --runtime onnx
   done
 fi
 
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && [ -n "$pack_dir" ]; then
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && ! $pack; then
+  echo "stage 6: not packing, the codec stays in $model (to copy it into $pack_dir: ./run.sh --stage 6 --pack true)"
+elif [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  files=("$model"/{codec.yaml,model.pt,encoder.onnx,decoder.onnx,narvox.json})
+  utils/need.sh 6 "${files[@]}"
   echo "stage 6: pack $model into $pack_dir"
   rm -rf "$pack_dir" && mkdir -p "$pack_dir"
-  cp "$model"/{codec.yaml,model.pt,encoder.onnx,decoder.onnx,narvox.json} "$pack_dir"/
+  cp "${files[@]}" "$pack_dir"/
   du -sh "$pack_dir"
 fi

@@ -2,7 +2,7 @@
 # ASR on LibriSpeech (bring the corpus: set LIBRISPEECH in ../db.sh or the environment).
 #   ./run.sh --ngpu 4                      # train-clean-100, DDP on 4 GPUs
 #   ./run.sh --train-set train_960 ...     # after combining parts into data/train_960
-# Stage 0 (data) is here; stages 1-8 are utils/asr.sh, shared with egs/synth_en.
+# Stage 0 (data) is here; stages 1-9 are utils/asr.sh, shared with egs/synth_en.
 set -euo pipefail
 stage=0
 stop_stage=100
@@ -11,14 +11,7 @@ parts="train-clean-100 dev-clean test-clean test-other"
 help_args="[utils/asr.sh options]"
 . ./path.sh
 . ../db.sh
-_mine=() _pass=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage|--stop-stage|--nj|--parts) _mine+=("$1" "$2"); shift 2 ;;
-    *) _pass+=("$1"); shift ;;
-  esac
-done
-set -- "${_mine[@]+"${_mine[@]}"}"
+forward_options=true  # the options this script does not define are utils/asr.sh's
 . utils/parse_options.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -28,4 +21,4 @@ fi
 
 utils/asr.sh --stage $((stage > 1 ? stage : 1)) --stop-stage "$stop_stage" --nj "$nj" \
   --train-set train_clean_100 --valid-set dev_clean --test-sets "test_clean test_other" \
-  --nbpe 5000 "${_pass[@]+"${_pass[@]}"}"
+  --nbpe 5000 "$@"

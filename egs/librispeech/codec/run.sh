@@ -10,14 +10,7 @@ parts="train-clean-100 dev-clean test-clean test-other"
 help_args="[utils/codec.sh options]"
 . ./path.sh
 . ../db.sh
-_mine=() _pass=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage|--stop-stage|--nj|--parts) _mine+=("$1" "$2"); shift 2 ;;
-    *) _pass+=("$1"); shift ;;
-  esac
-done
-set -- "${_mine[@]+"${_mine[@]}"}"
+forward_options=true  # the options this script does not define are utils/codec.sh's
 . utils/parse_options.sh
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -27,4 +20,4 @@ fi
 
 utils/codec.sh --stage $((stage > 1 ? stage : 1)) --stop-stage "$stop_stage" \
   --train-set train_clean_100 --valid-set dev_clean --test-sets "test_clean test_other" \
-  "${_pass[@]+"${_pass[@]}"}"
+  "$@"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # ASR on the embedded synthetic English corpus: CTC/attention (the CTC recognizer and the AR
 # baseline on one encoder) and Paraformer, from corpus generation to ONNX bundles.
-#   ./run.sh                                  # everything, full corpus (~10 h)
+#   ./run.sh                                  # everything, full corpus (~10 h); bundles in exp/
 #   ./run.sh --size mini --stage 4 --stop-stage 6 --models paraformer
-# Stage 0 (data) is here; stages 1-8 are utils/asr.sh (shared by every corpus), which takes
-# every other option (--models, --nbpe, --ngpu, --speed-perturb, --train-args, ...).
+#   ./run.sh --stage 9 --pack true            # replace the shipped models with the bundles in exp/
+# Stage 0 (data) is here; stages 1-9 are utils/asr.sh (shared by every corpus), which takes
+# every other option (--models, --nbpe, --ngpu, --speed-perturb, --train-args, --pack, ...).
 set -euo pipefail
 stage=0
 stop_stage=100
@@ -12,14 +13,7 @@ nj=2
 size=full             # corpus: tiny | mini | full | hours
 help_args="[utils/asr.sh options]"
 . ./path.sh
-_mine=() _pass=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage|--stop-stage|--nj|--size) _mine+=("$1" "$2"); shift 2 ;;
-    *) _pass+=("$1"); shift ;;
-  esac
-done
-set -- "${_mine[@]+"${_mine[@]}"}"
+forward_options=true  # the options this script does not define are utils/asr.sh's
 . utils/parse_options.sh
 
 corpus=../corpus/$size
@@ -31,5 +25,4 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
 fi
 
 utils/asr.sh --stage $((stage > 1 ? stage : 1)) --stop-stage "$stop_stage" --nj "$nj" \
-  --train-set train --valid-set dev --test-sets "test_seen test_unseen_voice" \
-  --pack-dir "$NARVOX_ROOT/narvox/pretrained/asr" "${_pass[@]+"${_pass[@]}"}"
+  --train-set train --valid-set dev --test-sets "test_seen test_unseen_voice" "$@"

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The narvox codec on the embedded synthetic English corpus: data, train, package, export,
-# evaluate (STOI, PESQ, SI-SDR, mel distance, ASR intelligibility), dump tokens, pack.
-#   ./run.sh                                     # everything on the full corpus (~10 h)
+# evaluate (STOI, PESQ, SI-SDR, mel distance, ASR intelligibility), dump tokens, pack (opt-in).
+#   ./run.sh                                     # everything on the full corpus (~10 h); codec in exp/
 #   ./run.sh --size mini --train-args "optim.max_steps=500"
-# Stage 0 (data) is here; stages 1-6 are utils/codec.sh (shared by every corpus).
+#   ./run.sh --stage 6 --pack true               # replace the shipped codec with exp/codec/model
+# Stage 0 (data) is here; stages 1-6 are utils/codec.sh (shared by every corpus), which takes
+# every other option.
 set -euo pipefail
 stage=0
 stop_stage=100
@@ -11,14 +13,7 @@ nj=2
 size=full             # corpus: tiny | mini | full | hours
 help_args="[utils/codec.sh options]"
 . ./path.sh
-_mine=() _pass=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage|--stop-stage|--nj|--size) _mine+=("$1" "$2"); shift 2 ;;
-    *) _pass+=("$1"); shift ;;
-  esac
-done
-set -- "${_mine[@]+"${_mine[@]}"}"
+forward_options=true  # the options this script does not define are utils/codec.sh's
 . utils/parse_options.sh
 
 corpus=../corpus/$size
@@ -31,5 +26,4 @@ fi
 
 utils/codec.sh --stage $((stage > 1 ? stage : 1)) --stop-stage "$stop_stage" \
   --train-set train --valid-set dev --test-sets "test_unseen_voice" \
-  --dump-sets "train dev test_seen test_unseen_voice" \
-  --pack-dir "$NARVOX_ROOT/narvox/pretrained/codec/narvox" "${_pass[@]+"${_pass[@]}"}"
+  --dump-sets "train dev test_seen test_unseen_voice" "$@"
