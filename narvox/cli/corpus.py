@@ -1,0 +1,97 @@
+"""`narvox corpus` and `narvox demo`: the synthetic English corpus, and the README's demo on it."""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import narvox
+from narvox.cli.args import positive_int
+
+DEFAULT_CORPUS_ROOT = Path("egs/synth_en/corpus")
+EXAMPLES = 3  # transcripts the demo shows beside their references
+
+
+def _hours(value: str) -> float:
+    from narvox.data.synth_en import SIZES
+    if value in SIZES:
+        return SIZES[value]
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be one of {sorted(SIZES)} or hours, got '{value}'")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("corpus", help="generate the synthetic English corpus (Kaldi data dirs)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--size", type=_hours, default="mini", help="tiny | mini | full | hours")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nj", type=positive_int, default=2)
+    p.set_defaults(func=cmd_corpus)
+
+    p = sub.add_parser("demo", help="the README's demo on the embedded corpus")
+    p.add_argument("--size", dest="size_name", default="mini", choices=["tiny", "mini", "full"])
+    p.add_argument("--nj", type=positive_int, default=2)
+    p.set_defaults(func=cmd_demo, default_log_level="WARNING")  # tables on the console, not logs
+
+
+def cmd_corpus(args) -> int:
+    from narvox.data.synth_en import format_table, generate, summarize
+    generate(args.out, hours=args.size, seed=args.seed, nj=args.nj)
+    print(format_table(summarize(args.out)))
+    return 0
+
+
+def _demo_codec(test_dir: Path) -> None:
+    from narvox.codecs import PRETRAINED
+    from narvox.recipes.codec_eval import evaluate, markdown
+    if not (PRETRAINED / "narvox" / "narvox.json").is_file():
+        print(f"\nNo shipped codec in {PRETRAINED}: train it with egs/synth_en/codec/run.sh")
+        return
+    print("\nShipped narvox codec, decoded audio against the original (ONNX Runtime, 2 threads):\n")
+    print(markdown(evaluate(PRETRAINED / "narvox", test_dir, depths=[2, 4, 8], asr_model="ctc")))
+
+
+def _first_lines(path: Path) -> dict[str, str]:
+    """utterance -> text of the first EXAMPLES lines of a Kaldi-style `utt text` file."""
+    lines = path.read_text(encoding="utf-8").splitlines()[:EXAMPLES]
+    return dict(line.split(" ", 1) for line in lines)  # decode writes "utt text", even for no text
+
+
+def cmd_demo(args) -> int:
+    from narvox.data.synth_en import format_table, generate, summarize
+    out = DEFAULT_CORPUS_ROOT / args.size_name
+    print(f"Building the {args.size_name} synthetic corpus in {out} (audio already there is reused)")
+    generate(out, hours=_hours(args.size_name), nj=args.nj)
+    print(f"\nnarvox {narvox.__version__}: synthetic English corpus '{args.size_name}' in {out}\n")
+    print(format_table(summarize(out)))
+    from narvox.asr.api import PRETRAINED
+    from narvox.recipes.asr_decode import decode
+    shipped = sorted(p.name for p in PRETRAINED.iterdir()) if PRETRAINED.is_dir() else []
+    if not shipped:
+        print(f"\nNo shipped ASR models in {PRETRAINED}: train them with egs/synth_en/asr/run.sh")
+        return 0
+    _demo_codec(out / "test_unseen_voice")
+    print(f"\nShipped recognizers ({', '.join(shipped)}) on the corpus's test sets (ONNX Runtime, 2 threads).")
+    print("They are small demo models trained here in about an hour; for better ones, train on the "
+          "full corpus: cd egs/synth_en/asr && ./run.sh\n")
+    print("| model | test set | utterances | WER % | CER % | RTF |\n|---|---|---|---|---|---|")
+    examples = {}  # model -> utterance -> hypothesis, on test_seen
+    with tempfile.TemporaryDirectory() as decode_dir:
+        for name in shipped:
+            for test_set in ("test_seen", "test_unseen_voice"):
+                hyps = Path(decode_dir) / name / test_set
+                r = decode(name, out / test_set, out=hyps, num_threads=2)
+                print(f"| {name} | {test_set} | {r['utterances']} | {100 * r['wer']:.2f} | "
+                      f"{100 * r['cer']:.2f} | {r['rtf']:.4f} |")
+                if test_set == "test_seen":
+                    references = _first_lines(hyps / "ref.txt")
+                    examples[name] = _first_lines(hyps / "hyp.txt")
+    width = max(len("reference"), *map(len, shipped))
+    print(f"\nFirst {EXAMPLES} utterances of test_seen:")
+    for utt, reference in references.items():
+        print(f"\n  {utt}\n    {'reference':<{width}}  {reference}")
+        for name in shipped:
+            print(f"    {name:<{width}}  {examples[name].get(utt, '')}")
+    return 0

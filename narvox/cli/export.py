@@ -1,0 +1,23 @@
+"""`narvox export`: a trained model directory to ONNX bundles."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from narvox.cli.args import UsageError, existing_dir
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("export", help="export a trained model directory to ONNX bundles")
+    p.add_argument("model_dir", type=existing_dir)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from narvox.export.asr import export_model_dir
+    if not (args.model_dir / "model.pt").is_file():
+        raise UsageError(f"{args.model_dir}: no trained model (model.pt) here; "
+                         "train one first: cd egs/synth_en/asr && ./run.sh")
+    for bundle in export_model_dir(args.model_dir, args.out):
+        print(bundle)
+    return 0
