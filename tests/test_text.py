@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from narvox.errors import TextError
@@ -84,6 +86,44 @@ def test_bpe_tokenizer_round_trip(tmp_path):
     tok.save(tmp_path / "saved")
     again = load_tokenizer(tmp_path / "saved")
     assert again.encode("the lazy fox jumps") == ids
+
+
+@pytest.mark.parametrize("form", ["word_start", "continuation"])
+def test_bpe_symbol_forms_round_trip(tmp_path, form):
+    """encode -> symbols -> tokens_to_text gives the normalised text back in both forms, and the
+    saved tokenizer keeps its form."""
+    written = ["The lazy dog's 2 friends jumped over 21 fences.", "Dr. Smith understands languages!"]
+    spoken = [normalize(t) for t in written]
+    tok = BpeTokenizer.train(spoken * 50, tmp_path / "train", vocab_size=40, form=form)
+    for text in spoken:
+        ids = tok.encode(text)
+        symbols = [tok.table.symbols[i] for i in ids]
+        assert tok.table.unk_id not in ids and len(symbols) > len(text.split())
+        assert tokens_to_text(symbols) == tokens_to_text(symbols, form) == tok.decode(ids) == text
+        starts = [s for s in symbols if s.startswith("▁")]
+        continued = [s for s in symbols if s.endswith("@@")]
+        if form == "word_start":  # sentencepiece's own pieces: each word starts with "▁"
+            assert len(starts) == len(text.split()) and not continued
+        else:  # every piece but a word's last ends in "@@"
+            assert len(continued) == len(symbols) - len(text.split()) and not starts
+    tok.save(tmp_path / "saved")
+    assert json.loads((tmp_path / "saved/tokenizer.json").read_text()) == {"kind": "bpe", "form": form}
+    again = load_tokenizer(tmp_path / "saved")
+    assert again.form == form and again.encode(spoken[1]) == tok.encode(spoken[1])
+
+
+def test_tokens_to_text_of_pieces_without_word_marks():
+    """Pieces with neither mark are whole words in the "continuation" form and one word in the
+    "word_start" form (a sequence that starts inside a word); unstated, they read as whole words."""
+    assert tokens_to_text(["ship", "ment"], "word_start") == "shipment"
+    assert tokens_to_text(["ship", "ment"], "continuation") == tokens_to_text(["ship", "ment"]) == "ship ment"
+    assert tokens_to_text(["ment", "▁ship", "ment", "</s>"], "word_start") == "ment shipment"
+
+
+def test_bpe_tokenizer_saved_without_form_is_continuation(tmp_path):
+    BpeTokenizer.train(["the lazy dog"] * 20, tmp_path, vocab_size=20).save(tmp_path)
+    (tmp_path / "tokenizer.json").write_text('{"kind": "bpe"}')  # as saved before the forms
+    assert load_tokenizer(tmp_path).form == "continuation"
 
 
 def test_phone_tokenizer_round_trip(tmp_path):

@@ -22,7 +22,6 @@ help_args=""
 . utils/parse_options.sh
 pack_dir=${pack_dir:-$NARVOX_ROOT/narvox/pretrained/asr}
 
-lang=data/lang_bpe${nbpe}
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then utils/need.sh 1 data/$train_set; fi
 if $speed_perturb; then
   if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
@@ -32,14 +31,23 @@ if $speed_perturb; then
   train_set=${train_set}_sp
 fi
 
-if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
-  echo "stage 1: BPE tokens ($nbpe)"
-  python -m narvox.recipes.asr_prep tokens --data data/$train_set --kind bpe --vocab-size "$nbpe" --out "$lang"
-fi
-
 # CTC/attention models use the Kaldi/WeNet fbank (what sherpa-onnx's WeNet CTC computes),
 # Paraformer the FunASR one (what funasr-onnx and sherpa-onnx's Paraformer compute).
 fbank_of() { [ "$1" = paraformer ] && echo funasr || echo kaldi; }
+# Likewise their BPE symbols: CTC/attention models learn sentencepiece's "▁" word starts, the only
+# form whose text sherpa-onnx's WeNet CTC gets right; Paraformer FunASR's "@@" continuations, which
+# funasr-onnx reads. A model cannot be relabelled from one form to the other, so each form has its
+# own lang dir.
+form_of() { [ "$1" = paraformer ] && echo continuation || echo word_start; }
+lang_of() { echo "data/lang_bpe${nbpe}_$1"; }  # $1: a form
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  for form in $(for m in $models; do form_of $m; done | sort -u); do
+    echo "stage 1: BPE tokens ($nbpe, $form form)"
+    python -m narvox.recipes.asr_prep tokens --data data/$train_set --kind bpe --vocab-size "$nbpe" \
+      --form "$form" --out "$(lang_of $form)"
+  done
+fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   utils/need.sh 2 data/$train_set data/$valid_set
@@ -62,6 +70,7 @@ fi
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   for m in $models; do
     feats=dump/$(fbank_of $m)
+    lang=$(lang_of $(form_of $m))
     utils/need.sh 4 $feats/$train_set $feats/$valid_set "$lang/tokens.txt" \
       $([ "$m" = paraformer ] && echo dump/funasr/$train_set/am.mvn)
     echo "stage 4: train $m (log: exp/$m/train.log)"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from narvox.text.tokens import CONTINUATION, SPACE, tokens_to_text
+from narvox.text.tokens import CONTINUATION, SPACE, guess_form, tokens_to_text
 
 if TYPE_CHECKING:
     from narvox.asr.api import Transcript
@@ -21,7 +21,7 @@ def word_starts(tokens: list[str]) -> list[bool]:
     """Whether each token begins a word, read the way tokens_to_text reads them: in the "@@"
     form a word ends at a token without "@@" (so does a vocabulary with neither mark, of whole
     words); in the sentencepiece form a word begins at a token starting with "▁"."""
-    if any(CONTINUATION in t for t in tokens) or not any(SPACE in t for t in tokens):
+    if guess_form(tokens) == "continuation":
         return [i == 0 or not tokens[i - 1].endswith(CONTINUATION) for i in range(len(tokens))]
     return [i == 0 or t.startswith(SPACE) for i, t in enumerate(tokens)]
 

@@ -40,11 +40,8 @@ def _check_usage(args) -> None:
 def _codec(args):
     """The torch codec, or its ONNX bundle on onnxruntime when asked (faster on CPU)."""
     if args.runtime == "onnx":
-        from narvox.codecs import PRETRAINED
         from narvox.runtime import OnnxCodec
-        path = Path(args.codec)
-        path = path if (path / "narvox.json").is_file() else PRETRAINED / args.codec
-        return OnnxCodec(path, bandwidth=args.bandwidth, num_threads=args.num_threads)
+        return OnnxCodec(args.codec, bandwidth=args.bandwidth, num_threads=args.num_threads)
     import torch
     from narvox.codecs import load_codec
     torch.set_num_threads(args.num_threads)

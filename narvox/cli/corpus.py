@@ -44,7 +44,7 @@ def cmd_corpus(args) -> int:
 
 
 def _demo_codec(test_dir: Path) -> None:
-    from narvox.codecs import PRETRAINED
+    from narvox.runtime.codec import PRETRAINED
     from narvox.recipes.codec_eval import evaluate, markdown
     if not (PRETRAINED / "narvox" / "narvox.json").is_file():
         print(f"\nNo shipped codec in {PRETRAINED}: train it with egs/synth_en/codec/run.sh")

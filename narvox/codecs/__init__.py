@@ -1,8 +1,8 @@
 """Neural audio codecs: the `Codec` interface, EnCodec and the narvox codec.
 
     codec = load_codec("narvox")            # the shipped 16 kHz codec
-    codes = codec.encode(wav)                # [B, Q, F]
-    audio = codec.decode(codes)              # [B, T]
+    codes = codec.encode(wav)                # [T] or zero-padded [B, T] -> [B, Q, F]
+    audio = codec.decode(codes)              # [B, T]; decode(codes, lengths) for a padded batch
 """
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 
 from narvox.codecs.base import Codec
 from narvox.errors import NarvoxError
-
-PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "codec"
+from narvox.runtime.codec import PRETRAINED
 
 
 def load_codec(name_or_dir: str | Path = "narvox", bandwidth: float | None = None, **kwargs) -> Codec:

@@ -4,12 +4,11 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
-import numpy as np
 import torch
-import torchaudio
 
-from narvox.errors import AudioError, NarvoxError
+from narvox.errors import NarvoxError
 from narvox.runtime.codec import codebooks_for_bitrate
+from narvox.runtime.codec_inputs import audio_batch, codes_batch, num_frames, pad_audio, pad_codes
 
 
 class Codec(ABC):
@@ -47,40 +46,32 @@ class Codec(ABC):
         self.n_codebooks = n
 
     def num_frames(self, num_samples: int) -> int:
-        return math.ceil(num_samples / self.hop_length)
+        return num_frames(num_samples, self.hop_length)
 
     @torch.inference_mode()
     def encode(self, wav, sample_rate: int | None = None) -> torch.Tensor:
-        """wav [B, T] or [T] (tensor or numpy, float in [-1, 1]) -> LongTensor [B, Q, F].
+        """wav [T] or [B, T] (tensor or numpy; float in [-1, 1] or int16) -> LongTensor [B, Q, F].
 
-        Audio at another `sample_rate` is resampled first. Rows of a padded batch give
-        `num_frames(length)` meaningful frames each.
+        Audio at another `sample_rate` is resampled first. Rows of a batch are zero-padded at the
+        end; each gives the codes it gives alone on its own `num_frames(length)` frames. The
+        checks, padding and resampling are narvox.runtime.codec_inputs's, shared with OnnxCodec.
         """
-        wav = torch.as_tensor(np.asarray(wav) if not torch.is_tensor(wav) else wav, dtype=torch.float32)
-        if wav.dim() == 1:
-            wav = wav[None]
-        if wav.dim() != 2:
-            raise AudioError(f"{self.name} codec encodes [B, T] mono audio, got shape {tuple(wav.shape)}")
-        if wav.size(-1) == 0:
-            raise AudioError(f"{self.name} codec: audio is empty (0 samples)")
-        if not torch.isfinite(wav).all():
-            raise AudioError(f"{self.name} codec: audio holds NaN or infinite samples")
-        if sample_rate is not None and sample_rate != self.sample_rate:
-            wav = torchaudio.functional.resample(wav, sample_rate, self.sample_rate)
-        return self._encode(wav)[:, : self.n_codebooks]
+        device = wav.device if torch.is_tensor(wav) else None
+        wav = audio_batch(_numpy(wav), self.name, self.sample_rate, sample_rate)
+        padded, frames = pad_audio(wav, self.hop_length)
+        return self._encode(torch.as_tensor(padded, device=device))[:, : self.n_codebooks, :frames]
 
     @torch.inference_mode()
-    def decode(self, codes) -> torch.Tensor:
-        """codes [B, Q, F] (any Q up to `max_codebooks`) -> waveform [B, F * hop_length]."""
-        codes = torch.as_tensor(np.asarray(codes) if not torch.is_tensor(codes) else codes).long()
-        if codes.dim() != 3:
-            raise NarvoxError(f"{self.name} codec decodes codes [B, Q, F], got shape {tuple(codes.shape)}")
-        if not 1 <= codes.size(1) <= self.max_codebooks:
-            raise NarvoxError(f"{self.name} codec has {self.max_codebooks} codebooks, codes have {codes.size(1)}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise NarvoxError(f"{self.name} codec: codes must lie in [0, {self.codebook_size}), "
-                              f"got [{int(codes.min())}, {int(codes.max())}]")
-        return self._decode(codes)
+    def decode(self, codes, lengths=None) -> torch.Tensor:
+        """codes [B, Q, F] (any Q up to `max_codebooks`) -> waveform [B, F * hop_length].
+
+        `lengths` (frames of each row) makes a padded batch decode each row as it decodes alone,
+        whatever the padding holds; cut row b at lengths[b] * hop_length.
+        """
+        device = codes.device if torch.is_tensor(codes) else None
+        codes = codes_batch(_numpy(codes), self.name, self.codebook_size, self.max_codebooks)
+        padded = pad_codes(codes, self.name, _numpy(lengths))
+        return self._decode(torch.as_tensor(padded, device=device))[:, : codes.shape[2] * self.hop_length]
 
     def identity(self) -> dict:
         """What makes two codecs' codes interchangeable: stored beside dumped codes."""
@@ -94,8 +85,16 @@ class Codec(ABC):
 
     @abstractmethod
     def _encode(self, wav: torch.Tensor) -> torch.Tensor:
-        """[B, T] at `sample_rate` -> [B, max_codebooks or more, F]."""
+        """[B, T] at `sample_rate`, whole frames, at least MIN_FRAMES -> [B, n_codebooks or more, F]."""
 
     @abstractmethod
     def _decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """[B, Q, F] -> [B, T]."""
+        """[B, Q, F], at least MIN_FRAMES frames -> [B, F * hop_length]."""
+
+
+def _numpy(x):
+    """Tensors (on any device) as numpy arrays, for the torch-free checks; anything else as it is."""
+    if not torch.is_tensor(x):
+        return x
+    x = x.detach().cpu()
+    return (x.float() if x.dtype == torch.bfloat16 else x).numpy()

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from narvox.data.kaldi import read_data_dir
 from narvox.errors import NarvoxError
@@ -113,11 +114,14 @@ def dump_codes(data_dir: str | Path, codec, path: str | Path | None = None, batc
     durations = data.durations()
     todo = sorted((u for u in data.utt_ids if u not in done), key=lambda u: durations[u])
     start, n_done = time.time(), 0
-    with open(path, "ab") as fh:
+    # progress on stderr: a large data dir takes many minutes
+    with open(path, "ab") as fh, tqdm(total=len(todo), desc=path.name, unit="utt", disable=None) as bar:
         for batch in _batches(todo, durations, batch_seconds):
             wavs = [data.load_audio(u, codec.sample_rate)[0] for u in batch]
-            longest = max(len(w) for w in wavs)
-            padded = np.stack([np.pad(w, (0, longest - len(w))) for w in wavs])
+            # zero padding leaves each row's codes as they are alone (the codec's rule). At least as
+            # many samples as rows: encode refuses a batch of more rows than samples as transposed
+            width = max(max(len(w) for w in wavs), len(wavs))
+            padded = np.stack([np.pad(w, (0, width - len(w))) for w in wavs])
             codes = np.asarray(codec.encode(padded))
             for utt, wav, c in zip(batch, wavs, codes):
                 c = np.ascontiguousarray(c[:, : codec.num_frames(len(wav))], dtype="<u2")
@@ -125,6 +129,7 @@ def dump_codes(data_dir: str | Path, codec, path: str | Path | None = None, batc
                 fh.write(RECORD.pack(len(uid), c.shape[0], c.shape[1]) + uid + c.tobytes())
             fh.flush()
             n_done += len(batch)
+            bar.update(len(batch))
     if todo:
         log.info("%s: encoded %d utterances in %.1f s", path, n_done, time.time() - start)
     return path

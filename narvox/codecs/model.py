@@ -17,12 +17,6 @@ from encodec.quantization import ResidualVectorQuantizer
 from torch import nn
 
 
-# SEANet's frame-rate convolutions have kernels of 7. Shorter inputs are padded to this many frames
-# (then cut back), so PyTorch and the exported graph, whose reflect padding needs inputs longer
-# than the pad, compute the same thing.
-MIN_FRAMES = 7
-
-
 @dataclass
 class CodecConfig:
     sample_rate: int = 16000
@@ -67,10 +61,10 @@ class CodecModel(nn.Module):
     def hop_length(self) -> int:
         return self.config.hop_length
 
-    def pad(self, wav: torch.Tensor, min_frames: int = 1) -> torch.Tensor:
-        """Right-pad [B, T] with zeros to whole frames (at least `min_frames`): every conv then sees
-        the lengths it was built for, and the exported graph needs no data-dependent padding."""
-        frames = max(math.ceil(wav.size(-1) / self.hop_length), min_frames)
+    def pad(self, wav: torch.Tensor) -> torch.Tensor:
+        """Right-pad [B, T] with zeros to whole frames: every conv then sees the lengths it was built
+        for, and the exported graph needs no data-dependent padding."""
+        frames = math.ceil(wav.size(-1) / self.hop_length)
         return F.pad(wav, (0, frames * self.hop_length - wav.size(-1)))
 
     def forward(self, wav: torch.Tensor, n_q: int | None = None):
@@ -81,18 +75,17 @@ class CodecModel(nn.Module):
         recon = self.decoder(quantized)[:, 0, :length]
         return recon, commit.mean(), codes.transpose(0, 1)
 
+    # encode/decode are the bare network. `Codec.encode/decode` pad their inputs first (whole frames,
+    # MIN_FRAMES at least, context past each item's end: narvox.runtime.codec_inputs)
+
     def encode(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
-        """wav [B, T] -> codes [B, n_q, ceil(T / hop)]."""
-        z = self.encoder(self.pad(wav, MIN_FRAMES)[:, None])
-        codes = codes_from_latent(self.quantizer.vq, z, n_q or self.config.n_codebooks)
-        return codes[..., : math.ceil(wav.size(-1) / self.hop_length)]
+        """wav [B, T] (at least codec_inputs.MIN_FRAMES frames) -> codes [B, n_q, ceil(T / hop)]."""
+        z = self.encoder(self.pad(wav)[:, None])
+        return codes_from_latent(self.quantizer.vq, z, n_q or self.config.n_codebooks)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes [B, Q, F] -> waveform [B, F * hop]."""
-        frames = codes.size(-1)
-        if frames < MIN_FRAMES:  # repeat the last frame, then cut its audio off again
-            codes = torch.cat([codes, codes[..., -1:].expand(-1, -1, MIN_FRAMES - frames)], -1)
-        return self.decoder(latent_from_codes(self.quantizer.vq, codes))[:, 0, : frames * self.hop_length]
+        """codes [B, Q, F] (F at least codec_inputs.MIN_FRAMES) -> waveform [B, F * hop]."""
+        return self.decoder(latent_from_codes(self.quantizer.vq, codes))[:, 0]
 
 
 def codes_from_latent(vq: nn.Module, z: torch.Tensor, n_q: int) -> torch.Tensor:

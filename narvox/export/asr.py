@@ -8,7 +8,10 @@
   `config.yaml` and `tokens.json` for funasr-onnx and LFR/CMVN metadata for sherpa-onnx.
 - Attention (`attention/`): `encoder.onnx` (memory, CTC log-probs and the decoder's cross-attention
   keys/values) and `decoder_step.onnx` (one token with the self-attention KV cache in and out).
-Every bundle has `tokens.txt` and `narvox.json` (what narvox.runtime needs to run it).
+Every bundle has `tokens.txt`, the symbols the model was trained on, and `narvox.json` (what
+narvox.runtime needs to run it), whose `symbol_form` says how the BPE symbols mark words
+(narvox.text.tokens.FORMS; null for other vocabularies): sherpa-onnx's CTC text is right only for
+"word_start", funasr-onnx's Paraformer reads "continuation".
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from narvox.asr.ctc_attention import CtcAttentionASR
 from narvox.asr.paraformer import Paraformer
 from narvox.export.onnx_utils import add_metadata, export
 from narvox.features import Cmvn, FbankConfig
+from narvox.text.tokens import read_tokenizer_meta
 
 
 class _CtcGraph(nn.Module):
@@ -174,7 +178,9 @@ def export_model_dir(model_dir: str | Path, out_root: str | Path) -> list[Path]:
         if model.decoder is not None:
             bundles.append(export_attention(model, model_dir, out_root / "attention"))
     longest = longest_training_utterance(model_dir)
+    form = read_tokenizer_meta(model_dir).get("form")
     for bundle in bundles:  # the runtime splits recordings below what the model was trained on
         meta = json.loads((bundle / "narvox.json").read_text())
-        (bundle / "narvox.json").write_text(json.dumps({**meta, "max_seconds": longest}, indent=2))
+        (bundle / "narvox.json").write_text(json.dumps({**meta, "max_seconds": longest, "symbol_form": form},
+                                                       indent=2))
     return bundles

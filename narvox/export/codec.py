@@ -15,8 +15,9 @@ import torch
 from torch import nn
 
 from narvox.codecs.base import Codec
-from narvox.codecs.model import MIN_FRAMES, codes_from_latent, latent_from_codes
+from narvox.codecs.model import codes_from_latent, latent_from_codes
 from narvox.export.onnx_utils import export, store_weights_as_float16
+from narvox.runtime.codec_inputs import MIN_FRAMES
 
 
 class EncoderGraph(nn.Module):

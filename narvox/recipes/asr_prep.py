@@ -1,6 +1,7 @@
 """Data preparation stages of the ASR recipes.
 
-  python -m narvox.recipes.asr_prep tokens --data data/train --kind bpe --vocab-size 256 --out data/lang_bpe256
+  python -m narvox.recipes.asr_prep tokens --data data/train --kind bpe --vocab-size 256 --form word_start \
+      --out data/lang_bpe256_word_start
   python -m narvox.recipes.asr_prep perturb --data data/train --factors 0.9 1.0 1.1 --out data/train_sp
   python -m narvox.recipes.asr_prep dump --data data/train --fbank kaldi --out dump/kaldi/train --nj 2
   python -m narvox.recipes.asr_prep cmvn --dump dump/funasr/train --lfr-m 7 --lfr-n 6 --out dump/funasr/train/am.mvn
@@ -14,7 +15,7 @@ from narvox.data import combine, read_data_dir, write_data_dir
 from narvox.data.feats_dump import FbankDump, dump_fbank
 from narvox.data.kaldi import speed_perturb
 from narvox.features import CmvnAccumulator, FbankConfig, apply_lfr
-from narvox.text.tokens import BpeTokenizer, CharTokenizer
+from narvox.text.tokens import FORMS, BpeTokenizer, CharTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,11 @@ log = logging.getLogger(__name__)
 def make_tokens(args) -> None:
     texts = list(read_data_dir(args.data).text.values())
     if args.kind == "bpe":
-        tok = BpeTokenizer.train(texts, args.out, vocab_size=args.vocab_size)
+        tok = BpeTokenizer.train(texts, args.out, vocab_size=args.vocab_size, form=args.form)
     else:
         tok = CharTokenizer.train(texts)
     tok.save(args.out)
-    print(f"{args.out}: {len(tok)} {args.kind} tokens")
+    print(f"{args.out}: {len(tok)} tokens, {tok.meta()}")
 
 
 def perturb(args) -> None:
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--data", required=True)
     s.add_argument("--kind", choices=["bpe", "char"], default="bpe")
     s.add_argument("--vocab-size", type=int, default=256)
+    s.add_argument("--form", choices=FORMS, default="continuation",
+                   help="how BPE symbols mark words: word_start ('▁', CTC/attention models: "
+                        "sherpa-onnx's CTC text) or continuation ('@@', Paraformer: funasr-onnx)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=make_tokens)
     s = sub.add_parser("perturb")

@@ -43,8 +43,9 @@ def resynthesize(codec, wavs: list[np.ndarray], depths: list[int], batch_size: i
         idx = order[start:start + batch_size]
         longest = max(len(wavs[i]) for i in idx)
         codes = np.asarray(codec.encode(np.stack([np.pad(wavs[i], (0, longest - len(wavs[i]))) for i in idx])))
+        lengths = [codec.num_frames(len(wavs[i])) for i in idx]  # each row decoded as if alone
         for d in depths:
-            audio = np.asarray(codec.decode(codes[:, :d]))
+            audio = np.asarray(codec.decode(codes[:, :d], lengths))
             for row, i in enumerate(idx):
                 decoded[d][i] = audio[row, : len(wavs[i])]
     return decoded

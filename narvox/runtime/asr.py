@@ -52,7 +52,7 @@ class OnnxASR:
             raise NarvoxError(f"{meta_path}: unknown model kind '{self.kind}'")
 
     def text(self, ids: list[int]) -> str:
-        return tokens_to_text(self.tokens.symbols[i] for i in ids)
+        return tokens_to_text((self.tokens.symbols[i] for i in ids), self.meta.get("symbol_form"))
 
     def _times(self, frames) -> list[float]:
         return [round(int(f) * self.frame_shift, 3) for f in frames]

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from narvox.audio import resample
-from narvox.errors import AudioError, NarvoxError
+from narvox.errors import NarvoxError
+from narvox.runtime.codec_inputs import audio_batch, codes_batch, num_frames, pad_audio, pad_codes
 from narvox.runtime.session import create_session
+
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "codec"  # the shipped codecs
 
 
 def codebooks_for_bitrate(kbps: float, frame_rate: float, codebook_size: int, max_codebooks: int,
@@ -24,11 +26,14 @@ def codebooks_for_bitrate(kbps: float, frame_rate: float, codebook_size: int, ma
 
 
 class OnnxCodec:
-    """The `Codec` calls on numpy arrays: encode(wav [B, T]) -> codes [B, Q, F]; decode(codes) -> wav."""
+    """The `Codec` calls on numpy arrays: encode(wav [B, T]) -> codes [B, Q, F]; decode(codes) -> wav.
+    Inputs are checked and padded by narvox.runtime.codec_inputs, as in PyTorch."""
 
-    def __init__(self, bundle_dir: str | Path, n_codebooks: int | None = None, bandwidth: float | None = None,
+    def __init__(self, bundle_dir: str | Path = "narvox", n_codebooks: int | None = None, bandwidth: float | None = None,
                  providers: list[str] | None = None, num_threads: int = 2):
         bundle_dir = Path(bundle_dir)
+        if not (bundle_dir / "narvox.json").is_file() and (PRETRAINED / str(bundle_dir)).is_dir():
+            bundle_dir = PRETRAINED / str(bundle_dir)  # a shipped codec by name, as load_codec takes it
         meta_path = bundle_dir / "narvox.json"
         if not meta_path.is_file():
             raise NarvoxError(f"{bundle_dir} is not a codec bundle: narvox.json is missing")
@@ -52,31 +57,21 @@ class OnnxCodec:
         return {k: self.meta[k] for k in ("codec", "weights", "sample_rate", "frame_rate", "codebook_size")}
 
     def num_frames(self, num_samples: int) -> int:
-        return -(-num_samples // self.hop_length)
+        return num_frames(num_samples, self.hop_length)
 
-    def encode(self, wav: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
-        wav = np.asarray(wav, dtype=np.float32)
-        if wav.ndim == 1:
-            wav = wav[None]
-        if wav.ndim != 2 or wav.shape[1] == 0:
-            raise AudioError(f"{self.name} codec encodes [B, T] mono audio, got shape {wav.shape}")
-        if not np.isfinite(wav).all():
-            raise AudioError(f"{self.name} codec: audio holds NaN or infinite samples")
-        if sample_rate is not None and sample_rate != self.sample_rate:
-            wav = np.stack([resample(row, sample_rate, self.sample_rate) for row in wav])
-        frames = self.num_frames(wav.shape[1])
-        # whole frames, and at least `min_frames`: the graph's reflect padding needs that much
-        wav = np.pad(wav, ((0, 0), (0, max(frames, self.min_frames) * self.hop_length - wav.shape[1])))
-        codes = self.encoder.run(None, {"wav": wav})[0]
+    def encode(self, wav, sample_rate: int | None = None) -> np.ndarray:
+        """Audio [T] or [B, T] (rows zero-padded) -> int64 codes [B, Q, F]; the rules are
+        narvox.runtime.codec_inputs's, the same as the PyTorch `Codec`'s."""
+        wav = audio_batch(wav, self.name, self.sample_rate, sample_rate)
+        # the graph takes whole frames (its padding arithmetic was traced for them)
+        padded, frames = pad_audio(wav, self.hop_length, self.min_frames)
+        codes = self.encoder.run(None, {"wav": padded})[0]
         return codes[:, : self.n_codebooks, :frames]
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        codes = np.asarray(codes, dtype=np.int64)
-        if codes.ndim != 3 or not 1 <= codes.shape[1] <= self.max_codebooks:
-            raise NarvoxError(f"{self.name} codec decodes codes [B, Q<={self.max_codebooks}, F], got {codes.shape}")
-        if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
-            raise NarvoxError(f"{self.name} codec: codes must lie in [0, {self.codebook_size})")
+    def decode(self, codes, lengths=None) -> np.ndarray:
+        """codes [B, Q, F] -> float32 audio [B, F * hop_length]. `lengths` (frames of each row) makes
+        a padded batch decode each row as alone; cut row b at lengths[b] * hop_length."""
+        codes = codes_batch(codes, self.name, self.codebook_size, self.max_codebooks)
         frames = codes.shape[2]
-        if frames < self.min_frames:  # repeat the last frame, then cut its audio off again
-            codes = np.pad(codes, ((0, 0), (0, 0), (0, self.min_frames - frames)), mode="edge")
-        return self.decoder.run(None, {"codes": codes})[0][:, : frames * self.hop_length]
+        audio = self.decoder.run(None, {"codes": pad_codes(codes, self.name, lengths, self.min_frames)})[0]
+        return audio[:, : frames * self.hop_length]

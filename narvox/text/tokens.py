@@ -19,6 +19,9 @@ BLANK, UNK, SOS, EOS = "<blk>", "<unk>", "<s>", "</s>"
 RESERVED = (BLANK, SOS, EOS, UNK)
 SPACE = "▁"  # word start, as sentencepiece writes it
 CONTINUATION = "@@"  # a piece the next piece continues, as FunASR's English vocabularies write it
+# How subword symbols mark words: "▁" word starts ("▁ship ment"), what sherpa-onnx's CTC (WeNet)
+# text needs, or "@@" continuations ("ship@@ ment"), what funasr-onnx's Paraformer reads.
+FORMS = ("word_start", "continuation")
 
 
 class TokenTable:
@@ -89,11 +92,15 @@ class Tokenizer(ABC):
     def decode(self, ids: Iterable[int]) -> str:
         return self.join([self.table.symbols[i] for i in ids if i >= len(RESERVED) or i == self.table.unk_id])
 
+    def meta(self) -> dict:
+        """What `load_tokenizer` needs besides tokens.txt, saved as tokenizer.json."""
+        return {"kind": self.kind}
+
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.table.save(directory / "tokens.txt")
-        (directory / "tokenizer.json").write_text(json.dumps({"kind": self.kind}))
+        (directory / "tokenizer.json").write_text(json.dumps(self.meta()))
 
 
 class CharTokenizer(Tokenizer):
@@ -132,23 +139,31 @@ class PhoneTokenizer(Tokenizer):
 
 
 class BpeTokenizer(Tokenizer):
-    """sentencepiece BPE written with "@@" continuation marks, as FunASR's English models are:
-    a word is its pieces, all but the last ending in "@@" ("sh@@ ip@@ ment").
+    """sentencepiece BPE in one of two symbol forms (FORMS), fixed when the vocabulary is trained:
 
-    sentencepiece marks word starts ("▁ship ment") instead; the two carry the same information,
-    but only the "@@" form is read correctly by funasr-onnx's timestamp path and sherpa-onnx's
-    Paraformer. Every piece therefore has two symbols: final and "@@".
+    - "word_start": sentencepiece's own pieces ("▁sh ip ment"). sherpa-onnx's CTC decoder joins
+      symbols verbatim and turns a leading "▁" into a space, so only this form gives its text.
+    - "continuation": FunASR's English convention, all pieces of a word but the last ending in
+      "@@" ("sh@@ ip@@ ment"), which funasr-onnx's timestamp path and sherpa-onnx's Paraformer read.
+      Every piece then has two symbols: final and "@@".
+
+    The forms carry the same words but cannot be relabelled into each other id by id ("u@@" can
+    start "understand" or sit inside "language"), so a model is trained on the form its runtime reads.
     """
     kind = "bpe"
 
-    def __init__(self, table: TokenTable, model_path: str | Path):
+    def __init__(self, table: TokenTable, model_path: str | Path, form: str):
         import sentencepiece as spm
+        if form not in FORMS:
+            raise TextError(f"unknown BPE symbol form '{form}' (one of {FORMS})")
         super().__init__(table)
         self.model_path = Path(model_path)
+        self.form = form
         self.sp = spm.SentencePieceProcessor(model_file=str(model_path))
 
     @classmethod
-    def train(cls, texts: Iterable[str], directory: str | Path, vocab_size: int = 256) -> "BpeTokenizer":
+    def train(cls, texts: Iterable[str], directory: str | Path, vocab_size: int = 256,
+              form: str = "continuation") -> "BpeTokenizer":
         import sentencepiece as spm
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -158,13 +173,20 @@ class BpeTokenizer(Tokenizer):
             model_type="bpe", character_coverage=1.0, unk_id=0, bos_id=-1, eos_id=-1,
             hard_vocab_limit=False, minloglevel=2)
         sp = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
-        cores = sorted({sp.id_to_piece(i).lstrip(SPACE) for i in range(1, sp.get_piece_size())} - {""})
-        table = TokenTable([*RESERVED, *[c + sym for c in cores for sym in ("", CONTINUATION)]])
-        return cls(table, f"{prefix}.model")
+        pieces = [sp.id_to_piece(i) for i in range(1, sp.get_piece_size())]  # 0 is sentencepiece's unk
+        if form == "word_start":
+            symbols = sorted(pieces)
+        else:
+            cores = sorted({p.lstrip(SPACE) for p in pieces} - {""})
+            symbols = [c + sym for c in cores for sym in ("", CONTINUATION)]
+        return cls(TokenTable([*RESERVED, *symbols]), f"{prefix}.model", form)
 
     def split(self, text: str) -> list[str]:
+        pieces = self.sp.encode(" ".join(text.split()), out_type=str)
+        if self.form == "word_start":
+            return pieces
         words: list[list[str]] = []
-        for piece in self.sp.encode(" ".join(text.split()), out_type=str):
+        for piece in pieces:
             if piece.startswith(SPACE) or not words:
                 words.append([])
             if piece.lstrip(SPACE):
@@ -172,7 +194,10 @@ class BpeTokenizer(Tokenizer):
         return [p + CONTINUATION * (i + 1 < len(w)) for w in words for i, p in enumerate(w)]
 
     def join(self, symbols: list[str]) -> str:
-        return tokens_to_text(symbols)
+        return tokens_to_text(symbols, self.form)
+
+    def meta(self) -> dict:
+        return {**super().meta(), "form": self.form}
 
     def save(self, directory: str | Path) -> None:
         super().save(directory)
@@ -181,28 +206,47 @@ class BpeTokenizer(Tokenizer):
             target.write_bytes(self.model_path.read_bytes())
 
 
-def tokens_to_text(symbols: Iterable[str]) -> str:
-    """Text of a token sequence in either convention: "▁" word starts or "@@" continuations.
-    Reserved symbols are dropped. Torch-free: narvox.runtime uses it too."""
-    symbols = [s for s in symbols if s not in RESERVED or s == UNK]
+def guess_form(symbols: list[str]) -> str:
+    """The symbol form of a token sequence: "word_start" when a symbol holds "▁" and none "@@".
+    Right for whole transcripts, which in the "word_start" form begin with a "▁" piece; a sequence
+    of neither mark reads as whole words ("continuation")."""
     if any(CONTINUATION in s for s in symbols) or not any(SPACE in s for s in symbols):
+        return "continuation"
+    return "word_start"
+
+
+def tokens_to_text(symbols: Iterable[str], form: str | None = None) -> str:
+    """Text of a token sequence in either symbol form (FORMS; None: `guess_form`), the text
+    sherpa-onnx gives for "word_start" and funasr-onnx for "continuation". Reserved symbols but
+    <unk> are dropped. Torch-free: narvox.runtime uses it too."""
+    symbols = [s for s in symbols if s not in RESERVED or s == UNK]
+    if (form or guess_form(symbols)) == "continuation":
         text = " ".join(symbols).replace(CONTINUATION + " ", "")
         return " ".join(text.replace(CONTINUATION, "").split())
     return " ".join("".join(symbols).replace(SPACE, " ").split())
 
 
+def read_tokenizer_meta(directory: str | Path) -> dict:
+    """The tokenizer.json that `Tokenizer.save` wrote, with the "form" of BPE tokenizers saved
+    before there was a choice: "continuation"."""
+    meta_path = Path(directory) / "tokenizer.json"
+    if not meta_path.is_file():
+        raise TextError(f"{directory}: no tokenizer.json (is it a tokenizer directory?)")
+    meta = json.loads(meta_path.read_text())
+    if meta["kind"] == "bpe":
+        meta.setdefault("form", "continuation")
+    return meta
+
+
 def load_tokenizer(directory: str | Path) -> Tokenizer:
     """Load what `Tokenizer.save` wrote: tokens.txt plus tokenizer.json (and bpe.model)."""
     directory = Path(directory)
-    meta_path = directory / "tokenizer.json"
-    if not meta_path.is_file():
-        raise TextError(f"{directory}: no tokenizer.json (is it a tokenizer directory?)")
-    kind = json.loads(meta_path.read_text())["kind"]
+    meta = read_tokenizer_meta(directory)
     table = TokenTable.load(directory / "tokens.txt")
-    if kind == "char":
+    if meta["kind"] == "char":
         return CharTokenizer(table)
-    if kind == "phone":
+    if meta["kind"] == "phone":
         return PhoneTokenizer(table)
-    if kind == "bpe":
-        return BpeTokenizer(table, directory / "bpe.model")
-    raise TextError(f"{meta_path}: unknown tokenizer kind '{kind}'")
+    if meta["kind"] == "bpe":
+        return BpeTokenizer(table, directory / "bpe.model", meta["form"])
+    raise TextError(f"{directory / 'tokenizer.json'}: unknown tokenizer kind '{meta['kind']}'")
