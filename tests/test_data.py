@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def test_missing_utterance(make_data_dir):
     _, path = make_data_dir()
     lines = (path / "text").read_text().splitlines()
     (path / "text").write_text("\n".join(lines[1:]) + "\n")
-    assert any("1 utterances of utt2spk are missing (e.g. 'spka-000')" in p for p in problems_of(path))
+    assert problems_of(path) == ["utt2spk:1: 'spka-000' has no entry in text"]
     with pytest.raises(DataDirError, match="narvox data fix"):
         read_data_dir(path)
 
@@ -55,8 +56,8 @@ def test_other_file_problems(make_data_dir):
     (path / "text").write_text((path / "text").read_text().replace("hello world 1", "hello </s> 1"))
     (path / "utt2dur").write_text("".join(f"{u} 0\n" for u in read_utts(path)))
     found = "\n".join(problems_of(path))
-    assert "speaker id 'spka' is not a prefix of utterance id 'spkb-000'" in found
-    assert "spk2utt: is not the inverse of utt2spk" in found
+    assert "utt2spk:4: speaker id 'spka' is not a prefix of utterance id 'spkb-000'" in found
+    assert "spk2utt" not in found  # spkb-000 is at fault in utt2spk only: spk2utt is right without it
     assert "wav.scp: file does not end with a newline" in found
     assert "illegal word(s) ['</s>']" in found
     assert "utt2dur:1: duration of 'spka-000' must be a number > 0" in found
@@ -81,8 +82,155 @@ def test_fix_drops_and_reports(make_data_dir):
     report = fix_data_dir(path)
     assert report.kept == 5
     assert report.dropped == {"missing from text": ["spka-000"]}
+    assert report.repaired == {"sorted (LC_ALL=C)": ["text"]}
     assert problems_of(path) == []
     assert (path / ".backup" / "text").is_file()
+
+
+def five_faults(path: Path) -> None:
+    """text: CRLF line endings and a second, different line for spka-002; utt2spk: a 3-field line;
+    wav.scp: no spkb-001, and spkb-002 before spkb-000."""
+    text = (path / "text").read_text().splitlines() + ["spka-002 something else"]
+    (path / "text").write_bytes("".join(line + "\r\n" for line in text).encode())
+    utt2spk = (path / "utt2spk").read_text()
+    (path / "utt2spk").write_text(utt2spk.replace("spka-000 spka", "spka-000 spka extra"))
+    wav = [line for line in (path / "wav.scp").read_text().splitlines() if not line.startswith("spkb-001")]
+    wav[3], wav[4] = wav[4], wav[3]
+    (path / "wav.scp").write_text("".join(line + "\n" for line in wav))
+
+
+def test_validate_reports_each_fault_once_with_file_and_line(make_data_dir):
+    _, path = make_data_dir()
+    five_faults(path)
+    assert problems_of(path) == [
+        "text: Windows (CRLF) line endings on 7 lines; first at line 1",
+        "utt2spk:1: expected 2 fields, found 3: 'spka-000 spka extra'",
+        "text:7: duplicate id 'spka-002' with a different value than line 3",
+        "wav.scp:5: not sorted (LC_ALL=C): 'spkb-000' comes after 'spkb-002'",
+        "utt2spk:5: 'spkb-001' has no entry in wav.scp",
+    ]
+
+
+def test_fix_counts_each_dropped_utterance_once_and_says_what_it_normalised(make_data_dir):
+    _, path = make_data_dir()
+    five_faults(path)
+    original = {name: (path / name).read_bytes() for name in ("text", "utt2spk", "wav.scp", "spk2utt")}
+    report = fix_data_dir(path)
+    assert report.kept == 3
+    assert report.dropped == {"malformed line in utt2spk": ["spka-000"],
+                              "conflicting duplicate lines in text": ["spka-002"],  # only here
+                              "missing from wav.scp": ["spkb-001"]}
+    assert report.repaired == {"converted Windows (CRLF) line endings to LF": ["text"],
+                               "sorted (LC_ALL=C)": ["wav.scp"]}
+    assert report.backup == path / ".backup"
+    assert str(report) == (
+        "kept 3 utterances; dropped 1 utterance: malformed line in utt2spk (spka-000); "
+        "dropped 1 utterance: conflicting duplicate lines in text (spka-002); "
+        "dropped 1 utterance: missing from wav.scp (spkb-001); "
+        "text: converted Windows (CRLF) line endings to LF; wav.scp: sorted (LC_ALL=C); "
+        f"the files before this fix are in {path / '.backup'}")
+    assert problems_of(path) == []
+    assert read_data_dir(path).utt_ids == ["spka-001", "spkb-000", "spkb-002"]
+    assert {name: (path / ".backup" / name).read_bytes() for name in original} == original
+
+
+def test_an_utterance_with_several_faults_is_dropped_under_the_first(make_data_dir):
+    _, path = make_data_dir()
+    for name in ("text", "wav.scp"):  # spka-000 is missing from both and has a 3-field utt2spk line
+        (path / name).write_text("".join((path / name).read_text().splitlines(keepends=True)[1:]))
+    (path / "utt2spk").write_text((path / "utt2spk").read_text().replace("spka-000 spka", "spka-000 spka x"))
+    assert problems_of(path) == ["utt2spk:1: expected 2 fields, found 3: 'spka-000 spka x'"]
+    assert fix_data_dir(path).dropped == {"malformed line in utt2spk": ["spka-000"]}
+
+
+def test_fixing_again_keeps_the_original_backup(make_data_dir):
+    _, path = make_data_dir()
+    five_faults(path)
+    original_text = (path / "text").read_bytes()
+    fix_data_dir(path)
+    lines = (path / "text").read_text().splitlines()
+    (path / "text").write_text("\n".join(reversed(lines)) + "\n")
+    second = fix_data_dir(path)
+    assert second.backup == path / ".backup.1" and second.dropped == {}
+    assert f"(the original ones in {path / '.backup'})" in str(second)
+    assert (path / ".backup" / "text").read_bytes() == original_text
+    assert (path / ".backup.1" / "text").read_text().splitlines() == list(reversed(lines))
+    third = fix_data_dir(path)  # nothing left to fix: no new backup
+    assert third.backup is None and str(third) == "kept 3 utterances; nothing to fix"
+    assert sorted(p.name for p in path.glob(".backup*")) == [".backup", ".backup.1"]
+
+
+@pytest.mark.parametrize("action", [validate_data_dir, fix_data_dir, read_data_dir])
+def test_missing_empty_or_foreign_directory_is_a_data_dir_error(action, tmp_path):
+    with pytest.raises(DataDirError, match=re.escape(f"{tmp_path / 'nope'}: no such directory")):
+        action(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataDirError, match=re.escape(f"{tmp_path / 'empty'}: the directory is empty")):
+        action(tmp_path / "empty")
+    assert list((tmp_path / "empty").iterdir()) == []  # fix left no .backup behind
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("hi\n")
+    with pytest.raises(DataDirError, match=re.escape(f"{tmp_path / 'other'}: not a Kaldi data directory")):
+        action(tmp_path / "other")
+
+
+def test_segments_faults_drop_the_utterances_they_are_about(tmp_path):
+    files = {"wav.scp": "rec1 a.wav\nrec2\nrec3 c.wav\n",  # rec2 has no file: its segment s-3 goes
+             "segments": "s-1 rec1 0 1\ns-2 rec1 1 0.5\ns-3 rec2 0 1\ns-4 rec9 0 1\ns-5 rec3 0 2\n",
+             "text": "s-1 a\ns-2 b\ns-3 c\ns-4 d\ns-5 e\n",
+             "utt2spk": "s-1 s\ns-2 s\ns-3 s\ns-4 s\ns-5 s\n",
+             "spk2utt": "s s-1 s-2 s-3 s-4 s-5\n"}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    assert problems_of(tmp_path) == ["wav.scp:2: expected at least 2 fields, found 1: 'rec2'",
+                                     "segments:2: segment of 's-2' needs numbers 0 <= start < end, "
+                                     "got start 1 and end 0.5",
+                                     "segments:4: recording 'rec9' is not in wav.scp"]
+    assert fix_data_dir(tmp_path).dropped == {"malformed line in wav.scp": ["s-3"],
+                                              "bad segment times": ["s-2"],
+                                              "recording not in wav.scp": ["s-4"]}
+    assert problems_of(tmp_path) == []
+    assert (tmp_path / "wav.scp").read_text() == "rec1 a.wav\nrec3 c.wav\n"
+    assert (tmp_path / "spk2utt").read_text() == "s s-1 s-5\n"
+
+
+def test_fix_refuses_what_it_cannot_repair_and_changes_nothing(make_data_dir):
+    _, path = make_data_dir()
+    (path / "wav.scp").unlink()
+    (path / "text").write_text((path / "text").read_text().replace("spka-001 hello", "spka-001 hello </s>"))
+    assert problems_of(path) == ["wav.scp: file is missing", "text:2: illegal word(s) ['</s>'] in 'spka-001'"]
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    with pytest.raises(DataDirError, match="(?s)cannot repair.*wav.scp: file is missing.*text:2: illegal"):
+        fix_data_dir(path)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
+def test_white_space_empty_lines_repeats_and_spk2utt_are_normalised(make_data_dir):
+    _, path = make_data_dir()
+    text = (path / "text").read_text().splitlines()
+    (path / "text").write_text("\n".join([text[0] + "  ", "", *text[1:], text[1]]))  # no final newline
+    (path / "spk2utt").unlink()
+    assert problems_of(path) == ["text: file does not end with a newline",
+                                 "text: 1 empty line; first at line 2",
+                                 "text: extra white space around fields on 1 line; first at line 1",
+                                 "text:8: duplicate id 'spka-001' repeats line 3",
+                                 "spk2utt: file is missing"]
+    report = fix_data_dir(path)
+    assert report.kept == 6 and report.dropped == {}
+    assert report.repaired == {"added the missing final newline": ["text"], "removed empty lines": ["text"],
+                               "removed extra white space": ["text"],
+                               "removed repeated identical lines": ["text"],
+                               "rebuilt from utt2spk": ["spk2utt"]}
+    assert (path / "text").read_text().splitlines() == text
+    assert problems_of(path) == []
+
+
+def test_cli_needs_to_catch_only_narvox_errors(tmp_path, caplog):
+    from narvox.cli import main
+    (tmp_path / "empty").mkdir()
+    for action in ("validate", "fix", "info"):
+        assert main(["data", action, str(tmp_path / "empty")]) == 1
+    assert caplog.text.count(f"{tmp_path / 'empty'}: the directory is empty") == 3
 
 
 def test_subset_combine_and_segments(make_data_dir, tmp_path):
