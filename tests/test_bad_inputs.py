@@ -132,3 +132,18 @@ def test_cli_bad_files_one_line_each_and_no_traceback(files, tmp_path):
             assert sum(str(d / name) in line and table[name] in line
                        for line in out.stderr.splitlines()) == 1, (name, out.stderr)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_cli_codec_resynth_bad_files_one_line_and_no_traceback(files, tmp_path):
+    d, table = files
+    for name in ("missing.wav", "empty.wav", "corrupt.wav", "zero_frames.wav", "touch pwned |"):
+        out = subprocess.run([sys.executable, "-m", "narvox", "codec", "resynth", str(d / name),
+                              str(tmp_path / "out.wav"), "--runtime", "onnx"],
+                             capture_output=True, text=True, cwd=tmp_path)
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(d / name) in lines[0] and table[name] in lines[0], lines
+    ok = subprocess.run([sys.executable, "-m", "narvox", "codec", "resynth", str(d / "stereo.wav"),
+                         str(tmp_path / "out.wav"), "--runtime", "onnx"], capture_output=True, text=True)
+    assert ok.returncode == 0 and (tmp_path / "out.wav").is_file(), ok.stderr
+    assert not (tmp_path / "pwned").exists()
