@@ -10,7 +10,7 @@ NJ     ?= 2
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[cpu,dev]'
+	$(PYTHON) -m pip install --quiet -e '.[cpu,train,dev]'
 	touch $@
 
 system-deps:

@@ -178,7 +178,7 @@ def test_onnx_matches_pytorch(bundles, name, method):
         np.testing.assert_allclose(got_times, expected_times, atol=1e-6)
     if name == "paraformer":
         log_probs, token_num, _ = model.infer(x, lens)
-        onnx_lp, onnx_num, _, _ = runtime.model.run(None, {"speech": x.numpy(), "speech_lengths": lens.int().numpy()})
+        onnx_lp, onnx_num, _, _ = runtime.runner.model(x.numpy(), lens.int().numpy())
         np.testing.assert_allclose(onnx_lp, log_probs.detach().numpy(), atol=1e-4)
         assert onnx_num.tolist() == token_num.tolist()
 
@@ -258,14 +258,31 @@ def test_output_does_not_depend_on_batch_mates(bundles, name, method):
 def test_shipped_bundles_do_not_depend_on_batch_mates(tiny_corpus):
     """The shipped recognizers on corpus speech: each utterance alone and in padded batches of 8
     (the API's default) decodes alike."""
-    from narvox.asr.api import PRETRAINED
     from narvox.data import read_data_dir
     audio = []
     for test_set in ("test_seen", "test_unseen_voice"):
         data = read_data_dir(tiny_corpus / test_set)
         audio += [data.load_audio(u, 16000)[0] for u in data.utt_ids]
     for name in ("ctc", "paraformer"):
-        runtime = OnnxASR(PRETRAINED / name)
+        runtime = OnnxASR(name)
         feats = [runtime.frontend(a) for a in audio]
         together = [hyp for i in range(0, len(feats), 8) for hyp in runtime.recognize(feats[i:i + 8])]
         assert together == [runtime.recognize([f])[0] for f in feats], name
+
+
+@pytest.mark.parametrize("kind,renames", [
+    ("ctc_attention", {"decoder.transformer.layers.": "decoder.layers.", "decoder.transformer.norm.": "decoder.norm."}),
+    ("paraformer", {"decoder.layers.": "decoder_layers.", "decoder.norm.": "decoder_norm."})])
+def test_weights_named_before_the_shared_stack_load(kind, renames):
+    """Checkpoints and shipped bundles name the decoder's parts as they were before it became a
+    TransformerStack; they load into the same weights."""
+    trained = build_model(config(kind), VOCAB).state_dict()
+    old = {}
+    for key, value in trained.items():
+        new_prefix = next((p for p in renames if key.startswith(p)), None)
+        old[key if new_prefix is None else renames[new_prefix] + key.removeprefix(new_prefix)] = value
+    assert old.keys() != trained.keys()
+    model = build_model(config(kind), VOCAB)
+    model.load_state_dict(old)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, trained[key]), key

@@ -85,9 +85,10 @@ def test_ddp_two_processes_on_cpu(tmp_path, tiny_dumps):
     train, valid, lang = tiny_dumps
     cfg = ROOT / "egs/synth_en/asr/conf/ctc_attention.yaml"
     exp = tmp_path / "exp"
-    run([sys.executable, "-m", "narvox.recipes.train", "--config", str(cfg), "--exp-dir", str(exp),
-         "--train", str(train), "--valid", str(valid), "--lang", str(lang), "--set", *TINY.split(),
-         "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=1"], tmp_path)
+    run([sys.executable, "-m", "narvox.recipes.train", "--task", "asr", "--config", str(cfg),
+         "--exp-dir", str(exp), "--train", str(train), "--valid", str(valid), "--lang", str(lang),
+         "--set", *TINY.split(), "trainer.devices=2", "trainer.strategy=ddp", "trainer.max_epochs=1"],
+        tmp_path)
     assert (exp / "checkpoints/last.ckpt").is_file()
 
 
@@ -96,8 +97,9 @@ def test_training_resumes_from_last_checkpoint(tmp_path, tiny_dumps):
     train, valid, lang = tiny_dumps
     cfg = ROOT / "egs/synth_en/asr/conf/ctc_attention.yaml"
     exp = tmp_path / "exp"
-    base = [sys.executable, "-m", "narvox.recipes.train", "--config", str(cfg), "--exp-dir", str(exp),
-            "--train", str(train), "--valid", str(valid), "--lang", str(lang), "--set", *TINY.split()]
+    base = [sys.executable, "-m", "narvox.recipes.train", "--task", "asr", "--config", str(cfg),
+            "--exp-dir", str(exp), "--train", str(train), "--valid", str(valid), "--lang", str(lang),
+            "--set", *TINY.split()]
     run(base + ["trainer.max_epochs=1"], tmp_path)
     import torch
     first = torch.load(exp / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from narvox.asr.api import ASR, PRETRAINED
+from narvox.asr.api import ASR
 from narvox.errors import NarvoxError
 from narvox.runtime import OnnxASR
 
@@ -111,7 +111,7 @@ def test_onnx_runtime_keeps_the_batch(files):
     d, _ = files
     good, _ = sf.read(d / "good.flac", dtype="float32")
     for name in ("ctc", "paraformer"):
-        runtime = OnnxASR(PRETRAINED / name)
+        runtime = OnnxASR(name)
         feats = runtime.frontend(good)
         out = runtime.recognize([feats, feats[:2], feats])
         assert out[0] == out[2] == runtime.recognize([feats])[0] and out[1] == ([], [])

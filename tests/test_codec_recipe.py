@@ -50,22 +50,24 @@ def test_pack_is_opt_in(tmp_path):
     assert all((package / name).read_text() == f"new {name}" for name in files)
 
 
-# Out of `make test`: about 1 run in 4 the launcher (rank 0) aborts with SIGABRT and rank 1 reports
-# "gloo ... Connection reset by peer" mid-forward; the cause is not found yet (see issue #4's note).
-@pytest.mark.slow
 def test_ddp_two_processes_and_resume_on_cpu(tmp_path, tiny_corpus):
-    """Two DDP processes (gloo) train through the GAN phase; a second run resumes from last.ckpt."""
+    """Two DDP processes (gloo) train through the GAN phase, with codebooks initialised, expired
+    and updated on both ranks alike; a second run resumes from last.ckpt."""
     import sys
     import torch
     from tests.test_asr_recipe import ROOT
     exp = tmp_path / "exp"
-    base = [sys.executable, "-m", "narvox.recipes.codec_train", "--config",
+    base = [sys.executable, "-m", "narvox.recipes.train", "--task", "codec", "--config",
             str(ROOT / "egs/synth_en/codec/conf/codec.yaml"), "--exp-dir", str(exp),
             "--train", str(tiny_corpus / "train"), "--valid", str(tiny_corpus / "dev"), "--set", *TINY.split(),
-            "trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true"]
+            "trainer.devices=2", "trainer.strategy=ddp_find_unused_parameters_true",
+            # EnCodec's own threshold: on batches this small, codes expire at every step, and each
+            # expiry is a broadcast that every rank has to join
+            "model.dead_code_threshold=2"]
     run(base + ["optim.max_steps=8"], tmp_path)
     first = torch.load(exp / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
     out = run(base + ["optim.max_steps=16"], tmp_path)
     assert "Restoring states from the checkpoint" in out.stdout + out.stderr
     second = torch.load(exp / "checkpoints/last.ckpt", map_location="cpu", weights_only=False)
-    assert 0 < int(first["state_dict"]["steps"]) <= 8 < int(second["state_dict"]["steps"]) <= 16
+    # last.ckpt holds the final weights under DDP too
+    assert int(first["state_dict"]["steps"]) == 8 and int(second["state_dict"]["steps"]) == 16

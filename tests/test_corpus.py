@@ -76,7 +76,8 @@ def test_data_sh_and_cli(tmp_path):
     (tmp_path / "c/train/text").write_text("zzz hello\n")
     cli = subprocess.run([sys.executable, "-m", "narvox", "data", "validate", str(tmp_path / "c/train")],
                          capture_output=True, text=True)
-    assert cli.returncode == 1 and "utterances are not in utt2spk (e.g. 'zzz')" in cli.stdout
+    assert cli.returncode == 1 and "text:1: 'zzz' is not in utt2spk" in cli.stdout
+    assert "has no entry in text" in cli.stdout  # every utterance that lost its transcript
 
 
 def test_version():

@@ -14,28 +14,35 @@ from narvox.text.tokens import SPACE, BpeTokenizer
 CTC = Path(__file__).resolve().parents[1] / "narvox/pretrained/asr/ctc"
 
 
-# Known defect (issue 8): sherpa-onnx's CTC text joins symbols verbatim, turning only a leading "▁"
-# into a space, and the shipped model was trained on "@@" pieces, whose mark says whether the NEXT
-# piece continues the word. No relabelling of its ids gives "▁" word starts (the same id, e.g. "u@@",
-# starts "understand" and sits inside "language"); a CTC model trained on "▁" pieces does.
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the shipped CTC model has '@@' labels, whose words sherpa-onnx glues together")
-def test_sherpa_onnx_ctc_text_equals_narvox(tiny_corpus):
+def _sherpa_and_narvox(bundle, data_dir, utts=None):
+    """Per utterance: sherpa-onnx's text, narvox's text of the pieces sherpa-onnx found, and
+    narvox's own transcript. sherpa-onnx computes its own fbank, which can flip a token where a
+    model is unsure, so its text is compared with narvox's text of the same tokens."""
     sherpa_onnx = pytest.importorskip("sherpa_onnx")
-    rec = sherpa_onnx.OfflineRecognizer.from_wenet_ctc(model=str(CTC / "model.onnx"),
-                                                       tokens=str(CTC / "tokens.txt"), num_threads=1)
-    ours = OnnxASR(CTC, num_threads=1)
-    data = read_data_dir(tiny_corpus / "test_seen")
-    theirs, mine = [], []
-    for utt in data.utt_ids[:4]:
+    rec = sherpa_onnx.OfflineRecognizer.from_wenet_ctc(
+        model=str(bundle / "model.onnx"), tokens=str(bundle / "tokens.txt"), num_threads=1)
+    ours = OnnxASR(bundle, num_threads=1)
+    data = read_data_dir(data_dir)
+    out = []
+    for utt in utts or data.utt_ids:
         audio, _ = data.load_audio(utt, 16000)
         stream = rec.create_stream()
         stream.accept_waveform(16000, audio)
         rec.decode_stream(stream)
-        theirs.append(stream.result.text)
-        mine.append(ours.text(ours.recognize([ours.frontend(audio)])[0][0]))
-    assert all(" " in t for t in mine)  # several words each, so word boundaries are compared
-    assert theirs == mine
+        # sherpa-onnx writes a symbol's leading "▁" as " " in its tokens as in its text
+        pieces = [t.replace(" ", SPACE) for t in stream.result.tokens]
+        out.append((" ".join(stream.result.text.split()), ours.text([ours.tokens[p] for p in pieces]),
+                    ours.text(ours.recognize([ours.frontend(audio)])[0][0]), pieces))
+    return out
+
+
+# sherpa-onnx's CTC text joins symbols verbatim, turning only a leading "▁" into a space: the
+# shipped CTC model is trained on "▁" (word-start) pieces so that both runtimes read the same words
+def test_shipped_ctc_text_is_the_same_in_sherpa_onnx(tiny_corpus):
+    rows = _sherpa_and_narvox(CTC, tiny_corpus / "test_seen")
+    assert all(theirs == ours_of_theirs and " " in theirs for theirs, ours_of_theirs, _, _ in rows)
+    identical = sum(theirs == mine for theirs, _, mine, _ in rows)
+    assert identical >= 0.75 * len(rows), rows  # the rest differ by a token sherpa's fbank flipped
 
 
 @pytest.fixture(scope="module")
@@ -60,20 +67,7 @@ def word_start_ctc(tiny_corpus, tmp_path_factory):
 def test_word_start_ctc_bundle_text_in_sherpa_onnx_equals_narvox(word_start_ctc, tiny_corpus):
     """What retraining the shipped CTC model on "word_start" pieces gives: sherpa-onnx's text,
     word boundaries included, is narvox's."""
-    sherpa_onnx = pytest.importorskip("sherpa_onnx")
     assert json.loads((word_start_ctc / "narvox.json").read_text())["symbol_form"] == "word_start"
-    rec = sherpa_onnx.OfflineRecognizer.from_wenet_ctc(
-        model=str(word_start_ctc / "model.onnx"), tokens=str(word_start_ctc / "tokens.txt"), num_threads=1)
-    ours = OnnxASR(word_start_ctc, num_threads=1)
-    data = read_data_dir(tiny_corpus / "test_seen")
-    for utt in data.utt_ids:
-        audio, _ = data.load_audio(utt, 16000)
-        stream = rec.create_stream()
-        stream.accept_waveform(16000, audio)
-        rec.decode_stream(stream)
-        # An untrained model sits near decision boundaries, so sherpa-onnx's own fbank flips a few
-        # of its tokens (see test_asr_models); the text of the tokens sherpa-onnx found is compared.
-        # It writes a symbol's leading "▁" as " " in its tokens as in its text.
-        pieces = [s.replace(" ", SPACE) for s in stream.result.tokens]
-        assert " " in stream.result.text.strip() and not all(p.startswith(SPACE) for p in pieces)
-        assert ours.text([ours.tokens[p] for p in pieces]) == " ".join(stream.result.text.split())
+    for theirs, ours_of_theirs, _, pieces in _sherpa_and_narvox(word_start_ctc, tiny_corpus / "test_seen"):
+        assert " " in theirs and not all(p.startswith(SPACE) for p in pieces)
+        assert ours_of_theirs == theirs

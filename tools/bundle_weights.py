@@ -59,15 +59,15 @@ def main() -> None:
     symbols = (args.bundle / "tokens.txt").read_text(encoding="utf-8").splitlines()
     model = build_model(config, len(symbols))
     recovered = onnx_state_dict(args.bundle / "model.onnx")
-    own = model.state_dict()
-    unknown = sorted(set(recovered) - set(own))
-    if unknown:
-        raise SystemExit(f"bundle weights the model does not have: {unknown[:5]}")
-    for name, value in recovered.items():
-        if value.shape != own[name].shape:
-            raise SystemExit(f"{name}: bundle {tuple(value.shape)} vs model {tuple(own[name].shape)}")
-    missing = sorted(set(own) - set(recovered))
-    model.load_state_dict(recovered, strict=False)
+    # load_state_dict, not a comparison of names: the model's load hooks map the names of older
+    # bundles to its own, and it refuses a shape that differs
+    try:
+        keys = model.load_state_dict(recovered, strict=False)
+    except RuntimeError as e:
+        raise SystemExit(f"bundle weights do not fit the model: {e}")
+    if keys.unexpected_keys:
+        raise SystemExit(f"bundle weights the model does not have: {sorted(keys.unexpected_keys)[:5]}")
+    missing = sorted(keys.missing_keys)
     save_model(args.out, model, config)
     for name in ("tokens.txt", "am.mvn"):
         if (args.bundle / name).is_file():

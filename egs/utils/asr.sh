@@ -67,6 +67,15 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ] && [[ " $models " == *" paraformer 
     --out dump/funasr/$train_set/am.mvn
 fi
 
+# Stage 4 runs every model through the one trainer (narvox.recipes.train), which resumes from
+# exp/$m/checkpoints/last.ckpt. --ngpu N runs Lightning's DDP on N GPUs of this machine. On several
+# machines, start one process per GPU with the scheduler and tell Lightning the shape, e.g. 2 nodes
+# x 4 GPUs (Lightning reads the ranks from SLURM's or torchrun's environment):
+#   srun --nodes 2 --ntasks-per-node 4 --gpus-per-node 4 python -m narvox.recipes.train --task asr \
+#     --config conf/$m.yaml --exp-dir exp/$m --train ... --valid ... --lang ... \
+#     --set trainer.accelerator=gpu trainer.devices=4 trainer.num_nodes=2 trainer.strategy=ddp trainer.precision=bf16-mixed
+#   torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d --rdzv-endpoint $head_node:29500 \
+#     -m narvox.recipes.train --task asr ... (the same arguments)   # run on every node
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   for m in $models; do
     feats=dump/$(fbank_of $m)
@@ -78,7 +87,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
     if [ "$ngpu" -gt 0 ]; then
       overrides="trainer.accelerator=gpu trainer.devices=$ngpu trainer.strategy=ddp trainer.precision=bf16-mixed $overrides"
     fi
-    $train_cmd exp/$m/train.log python -m narvox.recipes.train --config conf/$m.yaml --exp-dir exp/$m \
+    $train_cmd exp/$m/train.log python -m narvox.recipes.train --task asr --config conf/$m.yaml --exp-dir exp/$m \
       --train $feats/$train_set --valid $feats/$valid_set --lang "$lang" \
       $([ "$m" = paraformer ] && echo --cmvn dump/funasr/$train_set/am.mvn) \
       ${overrides:+--set $overrides}

@@ -33,14 +33,16 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
     overrides="trainer.accelerator=gpu trainer.devices=$ngpu trainer.strategy=ddp_find_unused_parameters_true $overrides"
   fi
   # shellcheck disable=SC2086
-  $train_cmd $exp/train.log env OMP_NUM_THREADS=$train_threads python -m narvox.recipes.codec_train --config "$config" --exp-dir "$exp" \
+  $train_cmd $exp/train.log env OMP_NUM_THREADS=$train_threads python -m narvox.recipes.train --task codec --config "$config" --exp-dir "$exp" \
     --train data/$train_set --valid data/$valid_set --set $overrides
 fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   utils/need.sh 2 "$exp/checkpoints/last.ckpt"
+  # the final weights, where the GAN phase ends (to average the N best by validation mel loss
+  # instead: python -m narvox.recipes.average --exp-dir $exp --n-best N --out $model)
   echo "stage 2: package $exp/checkpoints/last.ckpt as $model"
-  python -m narvox codec package "$exp/checkpoints/last.ckpt" --out "$model"
+  python -m narvox.recipes.average --checkpoints "$exp/checkpoints/last.ckpt" --out "$model"
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then

@@ -14,13 +14,14 @@ from typing import Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
+from narvox import registry
 from narvox.asr.segment import has_speech, split_at_silences
 from narvox.audio import as_float_audio, read_audio, resample, to_mono
+from narvox.bundle import MANIFEST, locate, shipped
 from narvox.errors import AudioError, NarvoxError
 from narvox.text.tokens import tokens_to_text
 
 log = logging.getLogger(__name__)
-PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "asr"
 AudioInput = Union[str, Path, np.ndarray, tuple]
 
 
@@ -65,18 +66,16 @@ class ASR:
     def from_pretrained(cls, name_or_dir: str | Path = "paraformer", method: str = "greedy",
                         providers: list[str] | None = None, num_threads: int = 2, **kwargs) -> "ASR":
         """A shipped model by name (`paraformer`, `ctc`), a bundle directory (narvox.json) or a
-        trained model directory (model.pt)."""
+        trained model directory (model.pt). `method`: greedy | beam, as the model offers; a model
+        directory of several heads also takes `<head>_<method>` (`attention_beam`)."""
         path = Path(name_or_dir)
-        if not path.exists() and (PRETRAINED / str(name_or_dir)).is_dir():
-            path = PRETRAINED / str(name_or_dir)
-        if (path / "narvox.json").is_file():
-            from narvox.runtime.asr import OnnxASR
-            return cls(_OnnxBackend(OnnxASR(path, providers, num_threads), method), **kwargs)
-        if (path / "model.pt").is_file():
+        if (path / "model.pt").is_file() and not (path / MANIFEST).is_file():
             return cls(_TorchBackend(path, method, num_threads), **kwargs)
-        shipped = sorted(p.name for p in PRETRAINED.iterdir()) if PRETRAINED.is_dir() else []
-        raise NarvoxError(f"'{name_or_dir}' is neither a shipped model {shipped}, a bundle "
-                          "directory (narvox.json) nor a model directory (model.pt)")
+        if not (locate(name_or_dir, "asr") / MANIFEST).is_file():
+            raise NarvoxError(f"'{name_or_dir}' is neither a shipped model ({', '.join(shipped('asr'))}), "
+                              "a bundle directory (narvox.json) nor a model directory (model.pt)")
+        from narvox.runtime.asr import OnnxASR
+        return cls(_OnnxBackend(OnnxASR(name_or_dir, providers, num_threads), method), **kwargs)
 
     def _load(self, item: AudioInput, position: int) -> tuple[str, np.ndarray]:
         """(name to report, mono float32 samples at the model's rate) of one input."""
@@ -193,7 +192,7 @@ class ASR:
 
 class _OnnxBackend:
     def __init__(self, runtime, method: str):
-        self.runtime, self.method = runtime, method
+        self.runtime, self.method = runtime, runtime.method(method)
         self.frontend = runtime.frontend
         self.symbols = runtime.tokens.symbols
         self.max_seconds = runtime.meta.get("max_seconds")  # longest training utterance
@@ -211,10 +210,12 @@ class _TorchBackend:
         from narvox.text.tokens import TokenTable
         self.torch = torch
         self.model, config = load_model(model_dir)
-        self.kind = config["kind"]
-        self.frontend = AsrFrontend.for_model(self.kind, model_dir, config.get("lfr_m", 7), config.get("lfr_n", 6))
+        heads = registry.training_kind(config["kind"], where=model_dir).bundles
+        decoding = registry.decoding(method, heads, model_dir)
+        # a model of several heads (CTC and attention) is told which one decodes, and how
+        self.method = (decoding.name,) if len(heads) > 1 else ()
+        self.frontend = AsrFrontend.for_config(config, model_dir)
         self.symbols = TokenTable.load(model_dir / "tokens.txt").symbols
-        self.method = {"greedy": "ctc_greedy", "beam": "ctc_beam"}.get(method, method)
         self.max_seconds = longest_training_utterance(model_dir)
 
     def recognize(self, audio: list[np.ndarray]):
@@ -223,6 +224,4 @@ class _TorchBackend:
         x = self.torch.zeros(len(feats), int(lens.max()), feats[0].shape[1])
         for i, f in enumerate(feats):
             x[i, :len(f)] = self.torch.from_numpy(f)
-        if self.kind == "paraformer":
-            return self.model.transcribe(x, lens)
-        return self.model.transcribe(x, lens, self.method)
+        return self.model.transcribe(x, lens, *self.method)

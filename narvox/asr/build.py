@@ -12,28 +12,26 @@ import torch
 import yaml
 from torch import nn
 
-from narvox.asr.ctc_attention import CtcAttentionASR, CtcAttentionConfig
-from narvox.asr.paraformer import Paraformer, ParaformerConfig
+from narvox import registry
+from narvox.errors import NarvoxError
 from narvox.models.conformer import EncoderConfig
 from narvox.models.transformer import DecoderConfig
 
-KINDS = ("ctc_attention", "paraformer")
-
 
 def build_model(config: dict, vocab_size: int) -> nn.Module:
-    """config: {kind, encoder: {...}, decoder: {...}, other fields of the model's config}."""
+    """config: {kind (a training kind of narvox.registry), encoder: {...}, decoder: {...}, other
+    fields of the kind's config class}."""
     config = copy.deepcopy(config)
-    kind = config.pop("kind", None)
+    kind = registry.training_kind(config.pop("kind", None))
+    if kind.family != "asr":
+        raise NarvoxError(f"'{kind.name}' is not an ASR model kind")
     encoder = EncoderConfig(**config.pop("encoder", {}))
     decoder = DecoderConfig(**config.pop("decoder", {}))
-    if kind == "ctc_attention":
-        return CtcAttentionASR(CtcAttentionConfig(vocab_size, encoder, decoder, **config))
-    if kind == "paraformer":
-        c = ParaformerConfig(vocab_size, encoder, decoder, **config)
+    c = registry.load(kind.config)(vocab_size, encoder, decoder, **config)
+    if kind.lfr:  # LFR-stacked fbank comes in through a linear layer, not 4x subsampling
         c.encoder.input_dim = 80 * c.lfr_m
         c.encoder.input_layer = "linear"
-        return Paraformer(c)
-    raise ValueError(f"unknown ASR model kind '{kind}' (one of {KINDS})")
+    return registry.load(kind.model)(c)
 
 
 def save_model(directory: str | Path, model: nn.Module, config: dict) -> Path:

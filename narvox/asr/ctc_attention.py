@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from narvox.asr import search
 from narvox.models.attention import PositionalEncoding, causal_mask, padding_mask
 from narvox.models.conformer import ConformerEncoder, EncoderConfig
-from narvox.models.transformer import DecoderConfig, DecoderLayer
+from narvox.models.transformer import DecoderConfig, TransformerStack, rename_keys_on_load
 
 IGNORE = -1
 
@@ -33,43 +33,35 @@ class CtcAttentionConfig:
 
 
 class AttentionDecoder(nn.Module):
-    """Transformer decoder over token ids. The cache is stacked per layer so that an exported
-    step takes and returns four tensors: self keys/values [N, B, H, t, Dh] (growing) and cross
-    keys/values [N, B, H, T, Dh] (computed once per utterance)."""
+    """Causal transformer decoder over token ids. Its exported step takes and returns four
+    tensors: self keys/values [N, B, H, t, Dh] (growing) and cross keys/values [N, B, H, T, Dh]
+    (computed once per utterance)."""
 
     def __init__(self, vocab_size: int, c: DecoderConfig):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, c.d_model)
         self.pos = PositionalEncoding(c.d_model, c.dropout)
-        self.layers = nn.ModuleList(DecoderLayer(c) for _ in range(c.n_layers))
-        self.norm = nn.LayerNorm(c.d_model)
+        self.transformer = TransformerStack(c, cross_attention=True)
         self.output = nn.Linear(c.d_model, vocab_size)
+        # checkpoints written before the shared stack held its layers and norm directly
+        rename_keys_on_load(self, {"layers.": "transformer.layers.", "norm.": "transformer.norm."})
 
     def forward(self, tokens: Tensor, memory: Tensor, memory_mask: Tensor) -> Tensor:
         """Teacher forcing: tokens [B, L] -> logits [B, L, V]."""
-        x = self.pos(self.embed(tokens))
-        self_mask = causal_mask(tokens.size(1), tokens.device)[None]
-        for layer in self.layers:
-            x, _ = layer(x, self_mask, memory, memory_mask[:, None, :])
-        return self.output(self.norm(x))
+        self_mask = causal_mask(tokens.size(1), device=tokens.device)[None]
+        x = self.transformer(self.pos(self.embed(tokens)), self_mask, memory, memory_mask[:, None, :])
+        return self.output(x)
 
     def cross_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
-        kv = [layer.cross_attn.project_kv(memory) for layer in self.layers]
-        return torch.stack([k for k, _ in kv]), torch.stack([v for _, v in kv])
+        return self.transformer.cross_kv(memory)
 
     def step(self, tokens: Tensor, offset: Tensor, self_k: Tensor, self_v: Tensor, cross_k: Tensor,
              cross_v: Tensor, memory_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One token per hypothesis: tokens [B, 1] at position `offset` -> log-probs [B, V] and the
         self-attention cache grown by one position."""
-        x = self.pos(self.embed(tokens), offset)
-        new_k, new_v = [], []
-        for i, layer in enumerate(self.layers):
-            x, (k, v) = layer(x, None, None, memory_mask[:, None, :], self_cache=(self_k[i], self_v[i]),
-                              cross_kv=(cross_k[i], cross_v[i]))
-            new_k.append(k)
-            new_v.append(v)
-        logp = self.output(self.norm(x[:, -1])).log_softmax(-1)
-        return logp, torch.stack(new_k), torch.stack(new_v)
+        x, (k, v) = self.transformer.step(self.pos(self.embed(tokens), offset), (self_k, self_v),
+                                          (cross_k, cross_v), memory_mask[:, None, :])
+        return self.output(x[:, -1]).log_softmax(-1), k, v
 
 
 class CtcAttentionASR(nn.Module):

@@ -15,7 +15,7 @@ from narvox.asr.cif import CifPredictor, cif
 from narvox.asr.search import cif_token_starts
 from narvox.models.attention import padding_mask
 from narvox.models.conformer import ConformerEncoder, EncoderConfig
-from narvox.models.transformer import DecoderConfig, DecoderLayer
+from narvox.models.transformer import DecoderConfig, TransformerStack, rename_keys_on_load
 
 IGNORE = -1
 
@@ -47,21 +47,20 @@ class Paraformer(nn.Module):
         self.config = c
         self.encoder = ConformerEncoder(c.encoder)
         self.predictor = CifPredictor(c.encoder.d_model)
-        self.decoder_layers = nn.ModuleList(DecoderLayer(c.decoder) for _ in range(c.decoder.n_layers))
-        self.decoder_norm = nn.LayerNorm(c.decoder.d_model)
+        # bidirectional over the CIF token embeddings, with cross-attention to the encoder
+        self.decoder = TransformerStack(c.decoder, cross_attention=True)
         self.output = nn.Linear(c.decoder.d_model, c.vocab_size)
         self.embed = nn.Embedding(c.vocab_size, c.decoder.d_model)  # GLM sampler's ground truth
         self.ctc = nn.Linear(c.encoder.d_model, c.vocab_size) if c.ctc_weight > 0 else None
+        # checkpoints and shipped bundles written before the shared stack held the decoder
+        rename_keys_on_load(self, {"decoder_layers.": "decoder.layers.", "decoder_norm.": "decoder.norm."})
 
     frame_shift = property(lambda self: 0.01 * self.config.lfr_n)
 
     def decode_tokens(self, token_embeddings: Tensor, token_mask: Tensor, memory: Tensor,
                       memory_mask: Tensor) -> Tensor:
-        x = token_embeddings
-        self_mask, cross_mask = token_mask[:, None, :], memory_mask[:, None, :]
-        for layer in self.decoder_layers:
-            x, _ = layer(x, self_mask, memory, cross_mask)
-        return self.output(self.decoder_norm(x))
+        x = self.decoder(token_embeddings, token_mask[:, None, :], memory, memory_mask[:, None, :])
+        return self.output(x)
 
     def forward(self, feats: Tensor, feat_lens: Tensor, targets: Tensor, target_lens: Tensor) -> dict:
         """Training losses. targets [B, L] padded with -1."""

@@ -44,3 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except NarvoxError as e:
         log.error("%s", e)
         return 1
+    except ModuleNotFoundError as e:  # a runtime-only install (narvox[cpu]) running a torch command
+        if not e.name or e.name.partition(".")[0] == "narvox":
+            raise
+        extra = "cpu" if e.name.startswith("onnxruntime") else "train"
+        print(f"narvox {args.command}: needs {e.name}, which this install lacks: pip install 'narvox[{extra}]'",
+              file=sys.stderr)
+        return 1

@@ -50,9 +50,9 @@ def _codec(args):
 
 def cmd_codec(args) -> int:
     _check_usage(args)
-    if args.action == "package":
-        from narvox.recipes.codec_train import package
-        print(package(args.inputs[0], args.out))
+    if args.action == "package":  # one checkpoint's weights, as the recipe's averaging writes them
+        from narvox.recipes.average import average
+        print(average([Path(args.inputs[0])], args.out))
         return 0
     try:
         codec = _codec(args)

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import narvox
+from narvox.bundle import PRETRAINED, shipped
 from narvox.cli.args import positive_int
 
 DEFAULT_CORPUS_ROOT = Path("egs/synth_en/corpus")
@@ -44,13 +45,12 @@ def cmd_corpus(args) -> int:
 
 
 def _demo_codec(test_dir: Path) -> None:
-    from narvox.runtime.codec import PRETRAINED
     from narvox.recipes.codec_eval import evaluate, markdown
-    if not (PRETRAINED / "narvox" / "narvox.json").is_file():
-        print(f"\nNo shipped codec in {PRETRAINED}: train it with egs/synth_en/codec/run.sh")
+    if "narvox" not in shipped("codec"):
+        print(f"\nNo shipped codec in {PRETRAINED / 'codec'}: train it with egs/synth_en/codec/run.sh")
         return
     print("\nShipped narvox codec, decoded audio against the original (ONNX Runtime, 2 threads):\n")
-    print(markdown(evaluate(PRETRAINED / "narvox", test_dir, depths=[2, 4, 8], asr_model="ctc")))
+    print(markdown(evaluate(shipped("codec")["narvox"], test_dir, depths=[2, 4, 8], asr_model="ctc")))
 
 
 def _first_lines(path: Path) -> dict[str, str]:
@@ -66,20 +66,19 @@ def cmd_demo(args) -> int:
     generate(out, hours=_hours(args.size_name), nj=args.nj)
     print(f"\nnarvox {narvox.__version__}: synthetic English corpus '{args.size_name}' in {out}\n")
     print(format_table(summarize(out)))
-    from narvox.asr.api import PRETRAINED
     from narvox.recipes.asr_decode import decode
-    shipped = sorted(p.name for p in PRETRAINED.iterdir()) if PRETRAINED.is_dir() else []
-    if not shipped:
-        print(f"\nNo shipped ASR models in {PRETRAINED}: train them with egs/synth_en/asr/run.sh")
+    recognizers = sorted(shipped("asr"))
+    if not recognizers:
+        print(f"\nNo shipped ASR models in {PRETRAINED / 'asr'}: train them with egs/synth_en/asr/run.sh")
         return 0
     _demo_codec(out / "test_unseen_voice")
-    print(f"\nShipped recognizers ({', '.join(shipped)}) on the corpus's test sets (ONNX Runtime, 2 threads).")
+    print(f"\nShipped recognizers ({', '.join(recognizers)}) on the corpus's test sets (ONNX Runtime, 2 threads).")
     print("They are small demo models trained here in about an hour; for better ones, train on the "
           "full corpus: cd egs/synth_en/asr && ./run.sh\n")
     print("| model | test set | utterances | WER % | CER % | RTF |\n|---|---|---|---|---|---|")
     examples = {}  # model -> utterance -> hypothesis, on test_seen
     with tempfile.TemporaryDirectory() as decode_dir:
-        for name in shipped:
+        for name in recognizers:
             for test_set in ("test_seen", "test_unseen_voice"):
                 hyps = Path(decode_dir) / name / test_set
                 r = decode(name, out / test_set, out=hyps, num_threads=2)
@@ -88,10 +87,10 @@ def cmd_demo(args) -> int:
                 if test_set == "test_seen":
                     references = _first_lines(hyps / "ref.txt")
                     examples[name] = _first_lines(hyps / "hyp.txt")
-    width = max(len("reference"), *map(len, shipped))
+    width = max(len("reference"), *map(len, recognizers))
     print(f"\nFirst {EXAMPLES} utterances of test_seen:")
     for utt, reference in references.items():
         print(f"\n  {utt}\n    {'reference':<{width}}  {reference}")
-        for name in shipped:
+        for name in recognizers:
             print(f"    {name:<{width}}  {examples[name].get(utt, '')}")
     return 0

@@ -9,6 +9,8 @@ from pathlib import Path
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from narvox import registry
+from narvox.bundle import shipped
 from narvox.cli.args import UsageError, positive_int
 from narvox.errors import NarvoxError
 
@@ -18,8 +20,9 @@ PROGRESS_MIN_FILES = 20  # fewer files finish too soon for a progress bar to hel
 def add_parsers(sub) -> None:
     p = sub.add_parser("transcribe", help="speech to text with a shipped or trained model")
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--model", default="paraformer", help="paraformer | ctc | bundle dir | model dir")
-    p.add_argument("--method", default="greedy", help="greedy | beam (ctc, attention bundles)")
+    p.add_argument("--model", default="paraformer", help=f"{' | '.join(shipped('asr'))} | bundle dir | model dir")
+    p.add_argument("--method", default="greedy", help=f"{' | '.join(_asr_methods())}, as the model offers; a model "
+                   "dir of several heads also takes <head>_<method> (attention_beam)")
     p.add_argument("--format", default="text", choices=["text", "json", "srt"],
                    help="text: 'path<TAB>text' per file; json: one object per file, failed ones "
                         "included; srt: subtitles (on stdout, or one .srt per file in --output-dir)")
@@ -27,6 +30,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--num-threads", type=positive_int, default=2)
     p.set_defaults(func=cmd_transcribe)
+
+
+def _asr_methods() -> list[str]:
+    return list(dict.fromkeys(m for kind in registry.BUNDLE_KINDS.values() if kind.family == "asr"
+                              for m in kind.methods))
 
 
 def _srt_paths(args) -> dict[str, Path]:

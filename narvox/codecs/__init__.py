@@ -7,10 +7,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from narvox.codecs.base import Codec
+from narvox import bundle
 from narvox.errors import NarvoxError
-from narvox.runtime.codec import PRETRAINED
+
+if TYPE_CHECKING:
+    from narvox.codecs.base import Codec
+
+PRETRAINED = bundle.PRETRAINED / "codec"  # shipped codecs: codec.yaml + model.pt beside the bundle
 
 
 def load_codec(name_or_dir: str | Path = "narvox", bandwidth: float | None = None, **kwargs) -> Codec:
@@ -33,4 +38,13 @@ def load_codec(name_or_dir: str | Path = "narvox", bandwidth: float | None = Non
                       f"(codec.yaml + model.pt) or an EnCodec .th checkpoint")
 
 
-__all__ = ["Codec", "load_codec"]
+def __getattr__(name: str):
+    # the PyTorch interface loads on first use, so torch-free code (narvox.codecs.dump on an
+    # OnnxCodec) can import this package without torch
+    if name == "Codec":
+        from narvox.codecs.base import Codec
+        return Codec
+    raise AttributeError(f"module 'narvox.codecs' has no attribute '{name}'")
+
+
+__all__ = ["Codec", "PRETRAINED", "load_codec"]

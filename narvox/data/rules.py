@@ -86,6 +86,7 @@ class Table:
     crlf: tuple[int, ...] = ()  # numbers of the lines that ended in CR LF
     empty: tuple[int, ...] = ()  # numbers of the empty lines
     final_newline: bool = True
+    read_empty: bool = False  # empty on disk (one fault), not emptied by dropping utterances
 
     @property
     def keys(self) -> set[str]:
@@ -131,7 +132,7 @@ def _read_table(path: Path) -> Table:
         else:
             empty.append(number)
     return Table(path.name, tuple(lines), tuple(crlf), tuple(empty),
-                 final_newline=text.endswith("\n") or not text)
+                 final_newline=text.endswith("\n") or not text, read_empty=not lines)
 
 
 def load_tables(path: Path) -> Tables:
@@ -344,7 +345,7 @@ def _check_speaker_prefix(tables: Tables) -> Iterator[Problem]:
 
 
 def _check_not_in_utt2spk(tables: Tables) -> Iterator[Problem]:
-    if not _lines(tables, "utt2spk"):
+    if "utt2spk" not in tables or tables["utt2spk"].read_empty:
         return  # a missing or empty utt2spk is the one fault
     utts = tables["utt2spk"].keys
     reported: set[str] = set()
@@ -356,7 +357,7 @@ def _check_not_in_utt2spk(tables: Tables) -> Iterator[Problem]:
 
 
 def _check_missing_from(name: str, tables: Tables) -> Iterator[Problem]:
-    if name not in _by_utterance(tables) or not tables[name].lines:
+    if name not in _by_utterance(tables) or tables[name].read_empty:
         return  # a missing or empty file is the one fault
     keys = tables[name].keys
     for line in _lines(tables, "utt2spk"):

@@ -7,13 +7,14 @@ data-dependent padding arithmetic out of the graph.
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 from unittest import mock
 
 import torch
 from torch import nn
 
+from narvox import registry
+from narvox.bundle import write_bundle
 from narvox.codecs.base import Codec
 from narvox.codecs.model import codes_from_latent, latent_from_codes
 from narvox.export.onnx_utils import export, store_weights_as_float16
@@ -58,19 +59,19 @@ def export_codec(codec: Codec, out_dir: str | Path, half_weights: bool = True) -
     float32 once, when it loads the graph, so inference runs at full precision and speed."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    kind = registry.bundle_kind("codec")
     encoder, vq, decoder = _parts(codec)
     hop = codec.hop_length
     wav = torch.randn(2, hop * 20) * 0.1
     with _whole_frames():
-        enc_path = export(EncoderGraph(encoder, vq, codec.max_codebooks), (wav,), out_dir / "encoder.onnx",
-                          ["wav"], ["codes"], {"wav": {0: "batch", 1: "samples"}, "codes": {0: "batch", 2: "frames"}})
+        enc_path = export(EncoderGraph(encoder, vq, codec.max_codebooks), (wav,), out_dir / kind.files["encoder"],
+                          kind.graphs["encoder"], [{0: "batch", 1: "samples"}, {0: "batch", 2: "frames"}])
         codes = torch.randint(0, codec.codebook_size, (2, codec.max_codebooks, 20))
-        dec_path = export(DecoderGraph(decoder, vq), (codes,), out_dir / "decoder.onnx", ["codes"], ["wav"],
-                          {"codes": {0: "batch", 1: "codebooks", 2: "frames"}, "wav": {0: "batch", 1: "samples"}})
+        dec_path = export(DecoderGraph(decoder, vq), (codes,), out_dir / kind.files["decoder"], kind.graphs["decoder"],
+                          [{0: "batch", 1: "codebooks", 2: "frames"}, {0: "batch", 1: "samples"}])
     if half_weights:
         for path in (enc_path, dec_path):
             store_weights_as_float16(path)
-    meta = {"kind": "codec", **codec.identity(), "hop_length": hop, "max_codebooks": codec.max_codebooks,
-            "n_codebooks": codec.n_codebooks, "min_frames": MIN_FRAMES}
-    (out_dir / "narvox.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_bundle(out_dir, kind.name, {**codec.identity(), "hop_length": hop, "max_codebooks": codec.max_codebooks,
+                                      "n_codebooks": codec.n_codebooks, "min_frames": MIN_FRAMES})
     return out_dir

@@ -7,18 +7,25 @@ from pathlib import Path
 import onnx
 import torch
 
+from narvox.registry import Graph
+
 OPSET = 17
 
 
-def export(module: torch.nn.Module, args: tuple, path: Path, input_names: list[str],
-           output_names: list[str], dynamic_axes: dict) -> Path:
-    """TorchScript-based export: CIF's token count is data-dependent, which this exporter records
+def export(module: torch.nn.Module, args: tuple, path: Path, graph: Graph, axes: list[dict[int, str]]) -> Path:
+    """Trace `module` into the graph a bundle kind's registry entry names. `axes`: the dynamic
+    axes of each input, then of each output, in the graph's order ({} for none).
+
+    TorchScript-based export: CIF's token count is data-dependent, which this exporter records
     as a dynamic shape while the dynamo exporter needs it bounded by hand."""
+    names = [*graph.inputs, *graph.outputs]
+    dynamic_axes = {name: a for name, a in zip(names, axes, strict=True) if a}
     module.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(module, args, str(path), input_names=list(graph.inputs),
+                          output_names=list(graph.outputs), dynamic_axes=dynamic_axes,
+                          opset_version=OPSET, dynamo=False)
     return path
 
 

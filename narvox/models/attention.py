@@ -20,9 +20,12 @@ def padding_mask(lengths: Tensor, max_len: int | None = None) -> Tensor:
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def causal_mask(length: int, device=None) -> Tensor:
-    """[T, T] bool, True where query t may look at key s (s <= t)."""
-    return torch.ones(length, length, dtype=torch.bool, device=device).tril()
+def causal_mask(length: int, past: int = 0, device=None) -> Tensor:
+    """[T, past + T] bool, True where query t, at position past + t after `past` cached positions,
+    may look at key s (s <= past + t). Built from aranges so an exported step keeps both
+    lengths dynamic."""
+    queries = torch.arange(length, device=device) + past
+    return torch.arange(past + length, device=device)[None, :] <= queries[:, None]
 
 
 class MultiHeadAttention(nn.Module):

@@ -83,6 +83,8 @@ def _worker_seed(worker_id: int) -> None:
 
 
 class AsrDataModule(L.LightningDataModule):
+    shards_by_rank = True  # DurationBatchSampler takes each rank's batches itself
+
     def __init__(self, train_dir: str, valid_dir: str, tokenizer: Tokenizer, frontend: AsrFrontend,
                  max_seconds: float = 200.0, num_workers: int = 1, spec_augment: bool = True,
                  seed: int = 0):

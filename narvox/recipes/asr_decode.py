@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model")
     p.add_argument("--data")
     p.add_argument("--out")
-    p.add_argument("--method", default="greedy")
+    p.add_argument("--method", default="greedy", help="narvox.registry's decoding methods, e.g. beam, attention_beam")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--results", metavar="EXP_DIR", help="write EXP_DIR/RESULTS.md and exit")

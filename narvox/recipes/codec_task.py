@@ -1,23 +1,30 @@
-"""Lightning module and data module that train the narvox codec (EnCodec's recipe, scaled down).
+"""The codec training task: the Lightning module and data module that train the narvox codec
+(EnCodec's recipe, scaled down), and how trained weights become a codec directory.
 
 Generator loss: multi-scale mel + time-domain L1 + commitment; from `adversarial_from` steps on,
 also the MS-STFT discriminator's hinge loss and feature matching. Starting the GAN late lets the
-autoencoder learn to reconstruct first, which is most of what a few CPU-hours can buy.
+autoencoder learn to reconstruct first, which is most of what a few CPU-hours can buy. (The
+discriminator is idle until then, so DDP needs `strategy: ddp_find_unused_parameters_true`.)
 """
 from __future__ import annotations
 
+import argparse
 import random
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as L
 import torch
 import torch.nn.functional as F
 from encodec.msstftd import MultiScaleSTFTDiscriminator
+from encodec.quantization.core_vq import laplace_smoothing
 from torch.utils.data import DataLoader, Dataset
 
 from narvox.codecs.losses import MultiScaleMelLoss, discriminator_hinge, feature_matching, generator_hinge
 from narvox.codecs.model import CodecConfig, CodecModel
+from narvox.codecs.narvox_codec import save_codec_dir
 from narvox.data.kaldi import read_data_dir
+from narvox.recipes.trainer import Task
 
 
 class AudioCrops(Dataset):
@@ -59,7 +66,9 @@ class CodecDataModule(L.LightningDataModule):
         return DataLoader(self.valid, batch_size=self.batch_size, num_workers=0)
 
 
-class CodecTask(L.LightningModule):
+class CodecTask(Task):
+    kind = "codec"
+
     def __init__(self, model: dict, loss: dict | None = None, optim: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
@@ -77,14 +86,42 @@ class CodecTask(L.LightningModule):
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # generator updates; in checkpoints
 
     def _depth(self) -> int:
-        """Quantizer dropout: half the batches use a random number of codebooks."""
+        """Quantizer dropout: half the batches use a random number of codebooks. Drawn from the
+        step count, which every DDP rank holds alike: a codebook's first use and its dead-code
+        expiry broadcast to all ranks, so all must run the same codebooks (the global `random`
+        differs between ranks, whose random crops of different utterances consume it unevenly)."""
         n = self.model.config.n_codebooks
-        return random.randint(1, n) if random.random() < self.loss_cfg["quantizer_dropout"] else n
+        rng = random.Random(int(self.steps))
+        return rng.randint(1, n) if rng.random() < self.loss_cfg["quantizer_dropout"] else n
+
+    @torch.no_grad()
+    def _average_codebooks(self, depth: int) -> None:
+        """Under DDP, averages the EMA statistics of the codebooks this step updated over the ranks.
+
+        encodec's codebooks update them from each rank's own batch, and at the next step decide
+        from them which codes expire, then broadcast the replacements: a rank that decides
+        otherwise skips a collective the others run, and gloo aborts. DDP copies rank 0's buffers
+        to the others before a forward pass, but not before the first one after a validation (a
+        no-grad pass turns that off). Averaging keeps every rank's codebooks equal, and lets them
+        learn from every rank's batch instead of rank 0's only."""
+        world = self.trainer.world_size
+        if world == 1:
+            return
+        for layer in self.model.quantizer.vq.layers[:depth]:
+            book = layer._codebook
+            for stat in (book.cluster_size, book.embed_avg):
+                torch.distributed.all_reduce(stat)
+                stat /= world
+            # the codebook from its statistics, as encodec's EuclideanCodebook.forward computes it
+            smoothed = laplace_smoothing(book.cluster_size, book.codebook_size, book.epsilon)
+            book.embed.copy_(book.embed_avg / (smoothed * book.cluster_size.sum())[:, None])
 
     def training_step(self, wav: torch.Tensor, batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         w = self.loss_cfg
-        recon, commit, _ = self.model(wav, self._depth())
+        depth = self._depth()
+        recon, commit, _ = self.model(wav, depth)
+        self._average_codebooks(depth)
         losses = {"mel": self.mel_loss(recon, wav), "time": F.l1_loss(recon, wav), "commit": commit}
         if self.steps >= w["adversarial_from"]:
             self.toggle_optimizer(opt_d)
@@ -142,3 +179,18 @@ class CodecTask(L.LightningModule):
                                   weight_decay=0.0)
         scheds = [torch.optim.lr_scheduler.LambdaLR(opt, self._schedule) for opt in (opt_g, opt_d)]
         return [opt_g, opt_d], scheds
+
+
+def add_arguments(p: argparse._ArgumentGroup) -> None:
+    p.add_argument("--train", required=True, help="Kaldi data directory of the training audio")
+    p.add_argument("--valid", required=True, help="Kaldi data directory of the validation audio")
+
+
+def build(config: dict, exp_dir: Path, train: str, valid: str) -> tuple[CodecTask, CodecDataModule]:
+    task = CodecTask(config["model"], config.get("loss"), config.get("optim"))
+    return task, CodecDataModule(train, valid, task.model.config.sample_rate, **config.get("data", {}))
+
+
+def write_codec(task: CodecTask, exp_dir: Path, out_dir: Path) -> Path:
+    """A codec directory (codec.yaml + inference weights) of the task's weights."""
+    return save_codec_dir(task.model, out_dir)

@@ -1,86 +1,35 @@
-"""Train an ASR model: `python -m narvox.recipes.train --config conf/x.yaml --exp-dir exp/x ...`
+"""Train any narvox task:
+`python -m narvox.recipes.train --task asr|codec --config conf/x.yaml --exp-dir exp/x
+[the task's inputs: --train, --valid, ...] [--set key=value ...]`
+(`--task NAME --help` lists the task's inputs).
 
-Resumes from `exp_dir/checkpoints/last.ckpt` when it exists (a killed run continues where it
-stopped). Keeps the N best checkpoints by validation loss for averaging. Multi-GPU / multi-node
-training is Lightning's DDP, chosen in the config's `trainer` section.
+Resumes from `exp_dir/checkpoints/last.ckpt` when it exists, so a killed run goes on where it
+stopped. Hardware and precision come from the config's `trainer` section: CPU; one GPU
+(`accelerator: gpu, devices: 1, precision: bf16-mixed`); several with Lightning's DDP
+(`devices: N, strategy: ddp`); several machines with `num_nodes` and one process per GPU started
+by SLURM or torchrun (egs/utils/asr.sh shows both launches).
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 from pathlib import Path
 
 import pytorch_lightning as L
-import torch
 import yaml
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from narvox.asr.frontend import AsrFrontend
-from narvox.data.feats_dump import FbankDump
-from narvox.recipes.asr_data import AsrDataModule
-from narvox.recipes.asr_task import AsrTask
-from narvox.text.tokens import load_tokenizer
-
-log = logging.getLogger(__name__)
+from narvox.recipes.tasks import TASKS
+from narvox.recipes.trainer import fit
 
 
-def train(config: dict, exp_dir: str | Path, train_dir: str, valid_dir: str, lang_dir: str,
-          cmvn_path: str | None = None) -> Path:
+def train(kind: str, config: dict, exp_dir: str | Path, **inputs) -> Path:
+    """Builds task `kind` from its inputs (see narvox.recipes.tasks) and fits it in exp_dir."""
     exp_dir = Path(exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
-    # inference splits recordings below this: longer pieces than the model ever heard make
-    # Paraformer's CIF stop early
-    frames = max(n for _, n in FbankDump(train_dir).index.values())
-    config.setdefault("data", {})["longest_utterance_seconds"] = round(frames * 0.01, 2)
-    (exp_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    tokenizer = load_tokenizer(lang_dir)
-    tokenizer.save(exp_dir)
-    kind = config["model"]["kind"]
-    if kind == "paraformer":
-        if cmvn_path is None:
-            raise ValueError("Paraformer training needs --cmvn (am.mvn of LFR features)")
-        shutil.copy(cmvn_path, exp_dir / "am.mvn")
-    frontend = AsrFrontend.for_model(kind, exp_dir, config["model"].get("lfr_m", 7),
-                                     config["model"].get("lfr_n", 6))
-    for dump_dir in (train_dir, valid_dir):
-        used = FbankDump(dump_dir).fbank_config
-        if used != frontend.fbank_config:
-            raise ValueError(f"{dump_dir} holds fbank {used}, but a {kind} model needs "
-                             f"{frontend.fbank_config}: dump the features with the matching --fbank preset")
-    d = config.get("data", {})
-    data = AsrDataModule(train_dir, valid_dir, tokenizer, frontend, max_seconds=d.get("max_seconds", 200),
-                         num_workers=d.get("num_workers", 1), spec_augment=d.get("spec_augment", True),
-                         seed=config.get("seed", 0))
+    # before the task is built, so that its initial weights are reproducible too
     L.seed_everything(config.get("seed", 0), workers=True)
-    task = AsrTask(config["model"], len(tokenizer), config.get("optim", {}))
-    if kind != "paraformer":
-        data.setup()
-        _init_cmvn(task, data)
-    t = dict(config.get("trainer", {}))
-    n_best = config.get("average", {}).get("n_best", 5)
-    checkpoints = ModelCheckpoint(dirpath=exp_dir / "checkpoints", monitor="val_loss", mode="min",
-                                  save_top_k=n_best, save_last=True,
-                                  filename="epoch{epoch:02d}-val_loss={val_loss:.4f}",
-                                  auto_insert_metric_name=False)
-    trainer = L.Trainer(default_root_dir=exp_dir, callbacks=[checkpoints, LearningRateMonitor()],
-                        logger=L.loggers.CSVLogger(exp_dir, name="logs"),
-                        use_distributed_sampler=False,  # DurationBatchSampler shards by rank itself
-                        **t)
-    last = exp_dir / "checkpoints" / "last.ckpt"
-    trainer.fit(task, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
-    return exp_dir
-
-
-def _init_cmvn(task: AsrTask, data: AsrDataModule, max_utts: int = 2000) -> None:
-    """Global fbank statistics of the training set go into the model's CMVN buffers."""
-    from narvox.features import CmvnAccumulator
-    acc = CmvnAccumulator()
-    for utt in data.train.utts[:max_utts]:
-        acc.add(data.train.dump[utt])
-    cmvn = acc.result()
-    task.model.encoder.cmvn.neg_mean.copy_(torch.from_numpy(cmvn.neg_mean))
-    task.model.encoder.cmvn.inv_stddev.copy_(torch.from_numpy(cmvn.inv_stddev))
+    task, data = TASKS[kind].build(config, exp_dir, **inputs)
+    return fit(task, data, config, exp_dir)
 
 
 def load_config(path: str | Path, overrides: list[str]) -> dict:
@@ -97,19 +46,24 @@ def load_config(path: str | Path, overrides: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__)
+    # the task's own inputs are known once --task is: read that first, so --help lists them too
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task", choices=sorted(TASKS))
+    kind = pre.parse_known_args(argv)[0].task
+    task_inputs = argparse.ArgumentParser(add_help=False)
+    if kind:
+        TASKS[kind].add_arguments(task_inputs.add_argument_group(f"{kind} inputs"))
+    p = argparse.ArgumentParser(description=__doc__, parents=[task_inputs],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True, choices=sorted(TASKS))
     p.add_argument("--config", required=True)
     p.add_argument("--exp-dir", required=True)
-    p.add_argument("--train", required=True, help="fbank dump dir of the training set")
-    p.add_argument("--valid", required=True, help="fbank dump dir of the validation set")
-    p.add_argument("--lang", required=True, help="tokenizer directory (tokens.txt, ...)")
-    p.add_argument("--cmvn", help="am.mvn (Paraformer)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override config entries, e.g. trainer.max_epochs=2")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    config = load_config(args.config, args.set)
-    train(config, args.exp_dir, args.train, args.valid, args.lang, args.cmvn)
+    inputs = vars(task_inputs.parse_known_args(argv)[0])
+    train(kind, load_config(args.config, args.set), args.exp_dir, **inputs)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,15 @@
 """Codec bundles (encoder.onnx + decoder.onnx + narvox.json) on ONNX Runtime, without torch."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from narvox.bundle import Bundle, read_bundle
 from narvox.errors import NarvoxError
 from narvox.runtime.codec_inputs import audio_batch, codes_batch, num_frames, pad_audio, pad_codes
-from narvox.runtime.session import create_session
-
-PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained" / "codec"  # the shipped codecs
+from narvox.runtime.session import GraphSession
 
 
 def codebooks_for_bitrate(kbps: float, frame_rate: float, codebook_size: int, max_codebooks: int,
@@ -29,18 +27,10 @@ class OnnxCodec:
     """The `Codec` calls on numpy arrays: encode(wav [B, T]) -> codes [B, Q, F]; decode(codes) -> wav.
     Inputs are checked and padded by narvox.runtime.codec_inputs, as in PyTorch."""
 
-    def __init__(self, bundle_dir: str | Path = "narvox", n_codebooks: int | None = None, bandwidth: float | None = None,
-                 providers: list[str] | None = None, num_threads: int = 2):
-        bundle_dir = Path(bundle_dir)
-        if not (bundle_dir / "narvox.json").is_file() and (PRETRAINED / str(bundle_dir)).is_dir():
-            bundle_dir = PRETRAINED / str(bundle_dir)  # a shipped codec by name, as load_codec takes it
-        meta_path = bundle_dir / "narvox.json"
-        if not meta_path.is_file():
-            raise NarvoxError(f"{bundle_dir} is not a codec bundle: narvox.json is missing")
-        self.meta = json.loads(meta_path.read_text())
-        if self.meta.get("kind") != "codec":
-            raise NarvoxError(f"{meta_path} describes a {self.meta.get('kind')!r} bundle, not a codec")
-        m = self.meta
+    def __init__(self, bundle: str | Path | Bundle = "narvox", n_codebooks: int | None = None,
+                 bandwidth: float | None = None, providers: list[str] | None = None, num_threads: int = 2):
+        self.bundle = read_bundle(bundle, family="codec")  # a directory or a shipped codec's name
+        self.meta = m = self.bundle.settings
         self.name, self.sample_rate, self.frame_rate = m["codec"], m["sample_rate"], m["frame_rate"]
         self.codebook_size, self.max_codebooks, self.hop_length = m["codebook_size"], m["max_codebooks"], m["hop_length"]
         if bandwidth is not None:
@@ -49,9 +39,10 @@ class OnnxCodec:
         self.n_codebooks = n_codebooks or m["n_codebooks"]
         self.min_frames = m["min_frames"]
         if not 1 <= self.n_codebooks <= self.max_codebooks:
-            raise NarvoxError(f"{bundle_dir}: the codec has {self.max_codebooks} codebooks, asked for {self.n_codebooks}")
-        self.encoder = create_session(bundle_dir / "encoder.onnx", providers, num_threads)
-        self.decoder = create_session(bundle_dir / "decoder.onnx", providers, num_threads)
+            raise NarvoxError(f"{self.bundle.path}: the codec has {self.max_codebooks} codebooks, "
+                              f"asked for {self.n_codebooks}")
+        self.encoder = GraphSession(self.bundle, "encoder", providers, num_threads)
+        self.decoder = GraphSession(self.bundle, "decoder", providers, num_threads)
 
     def identity(self) -> dict:
         return {k: self.meta[k] for k in ("codec", "weights", "sample_rate", "frame_rate", "codebook_size")}
@@ -65,7 +56,7 @@ class OnnxCodec:
         wav = audio_batch(wav, self.name, self.sample_rate, sample_rate)
         # the graph takes whole frames (its padding arithmetic was traced for them)
         padded, frames = pad_audio(wav, self.hop_length, self.min_frames)
-        codes = self.encoder.run(None, {"wav": padded})[0]
+        (codes,) = self.encoder(padded)
         return codes[:, : self.n_codebooks, :frames]
 
     def decode(self, codes, lengths=None) -> np.ndarray:
@@ -73,5 +64,5 @@ class OnnxCodec:
         a padded batch decode each row as alone; cut row b at lengths[b] * hop_length."""
         codes = codes_batch(codes, self.name, self.codebook_size, self.max_codebooks)
         frames = codes.shape[2]
-        audio = self.decoder.run(None, {"codes": pad_codes(codes, self.name, lengths, self.min_frames)})[0]
+        (audio,) = self.decoder(pad_codes(codes, self.name, lengths, self.min_frames))
         return audio[:, : frames * self.hop_length]

@@ -1,0 +1,149 @@
+"""Every model kind narvox knows, in one place, with the one vocabulary of kinds and decoding methods.
+
+Two sorts of kind, because one trained model can give several deployable bundles:
+
+* a training kind is what a recipe config's `model.kind` names: one PyTorch class, trained once
+  (`ctc_attention`, `paraformer`, `codec`);
+* a bundle kind is what a bundle's narvox.json names: a set of ONNX graphs and the runtime that
+  runs them (`ctc`, `attention`, `paraformer`, `codec`). A `ctc_attention` model exports to two:
+  one encoder decoded by its CTC head (`ctc`) or by its attention decoder (`attention`).
+
+Decoding methods are `greedy` and `beam`, each bundle kind offering some. A model directory with
+several heads takes `<head>_<method>` (`attention_beam`) to pick one; those are also the names
+older releases, the recipes and the PyTorch models use, so they are accepted everywhere.
+
+Classes and functions are named by dotted path and imported on first use, so this module (and
+narvox.bundle and narvox.runtime, which read it) never imports torch. Adding a kind touches its
+entry here and its own files: model, export function and runtime runner.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Sequence
+
+from narvox.errors import NarvoxError
+
+
+@dataclass(frozen=True)
+class Graph:
+    """An ONNX graph's input and output names, in the order the exporter traces them and the
+    runtime feeds and reads them."""
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BundleKind:
+    name: str
+    family: str                     # a key of RUNTIMES; also the folder of shipped bundles
+    export: str                     # the function that writes such a bundle from a PyTorch model
+    runner: str | None              # ASR: the class that runs the kind's graphs inside OnnxASR
+    files: dict[str, str]           # role -> file name in the bundle
+    graphs: dict[str, Graph]        # role of an ONNX file -> its input and output names
+    settings: tuple[str, ...]       # narvox.json keys the runtime cannot do without
+    methods: tuple[str, ...] = ()   # decoding methods, the default first
+
+
+@dataclass(frozen=True)
+class TrainingKind:
+    name: str
+    family: str
+    model: str                      # the PyTorch class
+    config: str                     # its config dataclass
+    bundles: tuple[str, ...]        # the bundle kinds it exports to; the first decodes by default
+    fbank: str | None = None        # ASR: the fbank preset it is trained on (narvox.features)
+    lfr: bool = False               # ASR: LFR-stacked, am.mvn-normalised fbank, no subsampling
+
+
+# what narvox.runtime.load_bundle returns for a bundle of each family
+RUNTIMES = {"asr": "narvox.runtime.asr:OnnxASR", "codec": "narvox.runtime.codec:OnnxCodec"}
+
+_ASR_SETTINGS = ("sample_rate", "fbank", "frame_shift", "lfr_m", "lfr_n", "min_frames")
+_CTC_ENCODER = Graph(("x", "x_lens"), ("log_probs", "log_probs_lens"))
+
+BUNDLE_KINDS = {k.name: k for k in (
+    BundleKind(
+        "ctc", "asr", "narvox.export.asr:export_ctc", "narvox.runtime.asr:CtcRunner",
+        files={"model": "model.onnx", "tokens": "tokens.txt"},
+        graphs={"model": _CTC_ENCODER},  # what sherpa-onnx's WeNet CTC reads
+        settings=_ASR_SETTINGS,
+        methods=("greedy", "beam")),
+    BundleKind(
+        "attention", "asr", "narvox.export.asr:export_attention", "narvox.runtime.asr:AttentionRunner",
+        files={"encoder": "encoder.onnx", "decoder": "decoder_step.onnx", "tokens": "tokens.txt"},
+        graphs={"encoder": Graph(_CTC_ENCODER.inputs, (*_CTC_ENCODER.outputs, "cross_k", "cross_v")),
+                "decoder": Graph(("tokens", "offset", "self_k", "self_v", "cross_k", "cross_v", "memory_mask"),
+                                 ("log_probs", "new_self_k", "new_self_v"))},
+        settings=(*_ASR_SETTINGS, "sos_id", "eos_id"),
+        methods=("greedy", "beam")),
+    BundleKind(
+        "paraformer", "asr", "narvox.export.asr:export_paraformer", "narvox.runtime.asr:ParaformerRunner",
+        # tokens.json and config.yaml are what funasr-onnx reads
+        files={"model": "model.onnx", "tokens": "tokens.txt", "cmvn": "am.mvn",
+               "funasr_tokens": "tokens.json", "funasr_config": "config.yaml"},
+        graphs={"model": Graph(("speech", "speech_lengths"), ("logits", "token_num", "us_alphas", "us_cif_peak"))},
+        settings=_ASR_SETTINGS,
+        methods=("greedy",)),
+    BundleKind(
+        "codec", "codec", "narvox.export.codec:export_codec", None,
+        files={"encoder": "encoder.onnx", "decoder": "decoder.onnx"},
+        graphs={"encoder": Graph(("wav",), ("codes",)), "decoder": Graph(("codes",), ("wav",))},
+        settings=("codec", "weights", "sample_rate", "frame_rate", "codebook_size", "hop_length",
+                  "max_codebooks", "n_codebooks", "min_frames")),
+)}
+
+TRAINING_KINDS = {k.name: k for k in (
+    TrainingKind("ctc_attention", "asr", "narvox.asr.ctc_attention:CtcAttentionASR",
+                 "narvox.asr.ctc_attention:CtcAttentionConfig", ("ctc", "attention"), fbank="kaldi"),
+    TrainingKind("paraformer", "asr", "narvox.asr.paraformer:Paraformer",
+                 "narvox.asr.paraformer:ParaformerConfig", ("paraformer",), fbank="funasr", lfr=True),
+    TrainingKind("codec", "codec", "narvox.codecs.model:CodecModel", "narvox.codecs.model:CodecConfig",
+                 ("codec",)),
+)}
+
+
+def _lookup(table: dict, name, what: str, where: object | None):
+    if name not in table:
+        prefix = f"{where}: " if where is not None else ""
+        raise NarvoxError(f"{prefix}unknown {what} {name!r} (one of {', '.join(table)})")
+    return table[name]
+
+
+def bundle_kind(name: str, where: object | None = None) -> BundleKind:
+    """The entry of a bundle kind; `where` (a bundle path) names the culprit in the error."""
+    return _lookup(BUNDLE_KINDS, name, "bundle kind", where)
+
+
+def training_kind(name: str, where: object | None = None) -> TrainingKind:
+    return _lookup(TRAINING_KINDS, name, "model kind", where)
+
+
+def load(dotted: str):
+    """The class or function `module.path:name` names, imported now."""
+    module, name = dotted.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class Decoding:
+    kind: str    # the bundle kind (the head) that decodes
+    method: str  # greedy | beam
+
+    @property
+    def name(self) -> str:
+        """`<head>_<method>`: what a model with several heads (and its transcribe()) calls it."""
+        return f"{self.kind}_{self.method}"
+
+
+def decoding(method: str, kinds: Sequence[str], where: object) -> Decoding:
+    """The decoding a user's method name asks of a model that decodes as `kinds` (a bundle's one
+    kind, or a model directory's bundle kinds in order). A plain method goes to the first kind
+    offering it, a `<head>_<method>` name to its head; anything else is refused here, before any
+    audio is read."""
+    offered = [Decoding(kind, m) for kind in kinds for m in BUNDLE_KINDS[kind].methods]
+    for d in offered:
+        if method in (d.method, d.name):
+            return d
+    names = [d.method if len(kinds) == 1 else d.name for d in offered]
+    raise NarvoxError(f"{where} decodes with {' | '.join(names)}, not '{method}'")
