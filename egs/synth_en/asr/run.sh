@@ -16,12 +16,9 @@ help_args="[utils/asr.sh options]"
 forward_options=true  # the options this script does not define are utils/asr.sh's
 . utils/parse_options.sh
 
-corpus=../corpus/$size
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
-  echo "stage 0: data ($size corpus in $corpus)"
-  local/data.sh --size "$size" --nj "$nj" "$corpus"
-  mkdir -p data
-  for s in train dev test_seen test_unseen_voice; do ln -sfn "../$corpus/$s" "data/$s"; done
+  echo "stage 0: data ($size corpus in ../corpus/$size, linked from data/)"
+  local/data.sh --size "$size" --nj "$nj" --link data "../corpus/$size"
 fi
 
 utils/asr.sh --stage $((stage > 1 ? stage : 1)) --stop-stage "$stop_stage" --nj "$nj" \

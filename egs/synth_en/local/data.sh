@@ -2,11 +2,13 @@
 # Synthesises the embedded English corpus and writes four Kaldi data directories:
 #   <out>/train  <out>/dev  <out>/test_seen  <out>/test_unseen_voice   (audio under <out>/wav)
 # Sizes: tiny (~1 min, tests), mini (~0.5 h, demo/CI), full (~10 h, shipped models), or hours.
-# Re-running reuses audio that is already there.
+# Re-running reuses audio that is already there. With --link DIR, DIR/<split> link to them (what a
+# recipe's stage 0 wants: data/train, data/dev, ...).
 set -euo pipefail
 size=mini
 nj=2
 seed=0
+link=""
 help_args="<out-dir>"
 here=$(cd -P "$(dirname "$0")" && pwd)
 . "$here/../path.sh"
@@ -15,3 +17,8 @@ if [ $# -ne 1 ]; then echo "usage: $0 [--size mini|full|tiny|HOURS] [--nj N] [--
 out=$1
 bash "$NARVOX_ROOT/tools/install_system_deps.sh"
 python -m narvox corpus --out "$out" --size "$size" --nj "$nj" --seed "$seed"
+if [ -n "$link" ]; then
+  mkdir -p "$link"
+  target=$(cd "$out" && pwd)
+  for s in train dev test_seen test_unseen_voice; do ln -sfn "$target/$s" "$link/$s"; done
+fi
