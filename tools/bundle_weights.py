@@ -17,6 +17,7 @@ what the re-exported graph computes.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import yaml
 from onnx import numpy_helper
 
 from narvox.asr.build import build_model, save_model
+from narvox.text.tokens import guess_form
 
 GRAPH_PREFIX = "model."  # the export wraps the model in a graph module
 
@@ -72,6 +74,14 @@ def main() -> None:
     for name in ("tokens.txt", "am.mvn"):
         if (args.bundle / name).is_file():
             shutil.copy(args.bundle / name, args.out / name)
+    # what `narvox export` reads beside the weights: the BPE symbol form (recorded by newer bundles,
+    # told by the symbols in older ones) and the longest training utterance
+    meta = json.loads((args.bundle / "narvox.json").read_text())
+    form = meta.get("symbol_form") or guess_form([line.split()[0] for line in symbols])
+    (args.out / "tokenizer.json").write_text(json.dumps({"kind": "bpe", "form": form}))
+    if meta.get("max_seconds"):
+        (args.out / "config.yaml").write_text(yaml.safe_dump(
+            {"data": {"longest_utterance_seconds": meta["max_seconds"]}}))
     print(f"{args.out}: {len(recovered)} tensors recovered; left at initialisation: {missing}")
 
 
