@@ -65,8 +65,9 @@ def locate(name_or_dir: str | Path, family: str | None = None) -> Path:
     if (path / MANIFEST).is_file():
         return path
     for f in [family] if family else registry.RUNTIMES:
-        if str(name_or_dir) in shipped(f):
-            return shipped(f)[str(name_or_dir)]
+        found = shipped(f).get(str(name_or_dir))
+        if found is not None:
+            return found
     return path
 
 

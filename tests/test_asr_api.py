@@ -147,6 +147,7 @@ class _StopsEarly:
 
     def __init__(self, frontend):
         self.frontend, self.symbols, self.max_seconds, self.calls = frontend, ["a"] * 8, 30.0, []
+        self.symbol_form = None
 
     def recognize(self, audio):
         self.calls.append([len(a) / 16000 for a in audio])

@@ -77,13 +77,18 @@ class ASR:
         from narvox.runtime.asr import OnnxASR
         return cls(_OnnxBackend(OnnxASR(name_or_dir, providers, num_threads), method), **kwargs)
 
+    @staticmethod
+    def _name(item: AudioInput, position: int) -> str:
+        """How an input is named in its transcript and its errors: a path as given, an array by
+        its position in the call."""
+        return str(item) if isinstance(item, (str, Path)) else f"<array {position}>"
+
     def _load(self, item: AudioInput, position: int) -> tuple[str, np.ndarray]:
         """(name to report, mono float32 samples at the model's rate) of one input."""
+        source = self._name(item, position)
         if isinstance(item, (str, Path)):
-            source = str(item)
             samples, rate = read_audio(source)
         elif isinstance(item, tuple):  # (array, sample_rate)
-            source = f"<array {position}>"
             samples, rate = item
             samples = as_float_audio(samples, source)
             if samples.ndim == 2 and samples.shape[0] < samples.shape[1]:
@@ -93,7 +98,6 @@ class ASR:
                 raise AudioError(f"{source}: audio must be [T] or [T, channels], got {samples.shape}")
             samples = to_mono(samples)
         else:
-            source = f"<array {position}>"
             samples, rate = as_float_audio(item, source), self.sample_rate
             if samples.ndim != 1:
                 raise AudioError(f"{source}: an array input must be mono [T] at {self.sample_rate} Hz "
@@ -138,8 +142,7 @@ class ASR:
                 source, samples = self._load(item, first + i)
             except AudioError as e:
                 log.error("%s", e)
-                name = str(item) if isinstance(item, (str, Path)) else f"<array {first + i}>"
-                results.append(Transcript(source=name, error=str(e)))
+                results.append(Transcript(source=self._name(item, first + i), error=str(e)))
                 continue
             results.append(Transcript(source=source, duration=round(len(samples) / self.sample_rate, 3)))
             if has_speech(samples, self.sample_rate):
@@ -150,7 +153,7 @@ class ASR:
             r.tokens += [self.backend.symbols[t] for t in ids]
             r.timestamps += [round(piece.offset / self.sample_rate + t, 3) for t in times]
         for r in results:
-            r.text = tokens_to_text(r.tokens)
+            r.text = tokens_to_text(r.tokens, self.backend.symbol_form)
         return results
 
     def _split(self, index: int, offset: int, samples: np.ndarray, max_seconds: float,
@@ -196,6 +199,7 @@ class _OnnxBackend:
         self.frontend = runtime.frontend
         self.symbols = runtime.tokens.symbols
         self.max_seconds = runtime.meta.get("max_seconds")  # longest training utterance
+        self.symbol_form = runtime.meta.get("symbol_form")
 
     def recognize(self, audio: list[np.ndarray]):
         return self.runtime.recognize([self.frontend(a) for a in audio], self.method)
@@ -207,7 +211,7 @@ class _TorchBackend:
         torch.set_num_threads(num_threads)
         from narvox.asr.build import load_model, longest_training_utterance
         from narvox.asr.frontend import AsrFrontend
-        from narvox.text.tokens import TokenTable
+        from narvox.text.tokens import TokenTable, read_tokenizer_meta
         self.torch = torch
         self.model, config = load_model(model_dir)
         heads = registry.training_kind(config["kind"], where=model_dir).bundles
@@ -217,6 +221,7 @@ class _TorchBackend:
         self.frontend = AsrFrontend.for_config(config, model_dir)
         self.symbols = TokenTable.load(model_dir / "tokens.txt").symbols
         self.max_seconds = longest_training_utterance(model_dir)
+        self.symbol_form = read_tokenizer_meta(model_dir).get("form")
 
     def recognize(self, audio: list[np.ndarray]):
         feats = [self.frontend(a) for a in audio]
