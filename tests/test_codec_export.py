@@ -12,7 +12,7 @@ from narvox.codecs.narvox_codec import save_codec_dir
 from narvox.errors import AudioError, NarvoxError
 from narvox.export.codec import export_codec
 from narvox.runtime import OnnxCodec
-from tests.test_codecs import assert_batch_independent, speechlike, tiny_model
+from tests.test_codecs import TINY_VOCOS, assert_batch_independent, speechlike, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,16 @@ def bundle(tmp_path_factory):
     return model_dir
 
 
-def test_onnx_matches_pytorch_at_any_length_batch_and_depth(bundle):
+@pytest.fixture(scope="module")
+def vocos_bundle(tmp_path_factory):
+    model_dir = save_codec_dir(tiny_model(config=TINY_VOCOS), tmp_path_factory.mktemp("vocos"))
+    export_codec(load_codec(model_dir), model_dir)
+    return model_dir
+
+
+@pytest.mark.parametrize("decoder", ["seanet", "vocos"])
+def test_onnx_matches_pytorch_at_any_length_batch_and_depth(bundle, vocos_bundle, decoder):
+    bundle = {"seanet": bundle, "vocos": vocos_bundle}[decoder]
     torch_codec, onnx_codec = load_codec(bundle), OnnxCodec(bundle)
     assert onnx_codec.identity() == torch_codec.identity()
     for length, batch in ((16000, 1), (5000, 3), (321, 2)):
@@ -95,9 +104,12 @@ def test_both_runtimes_refuse_the_same_inputs_alike(bundle, what, call, args, er
         assert shapes == {(2, 4, 10)}
 
 
-def test_rows_of_a_batch_are_coded_as_alone_in_onnx_runtime(bundle):
+@pytest.mark.parametrize("decoder", ["seanet", "vocos"])
+def test_rows_of_a_batch_are_coded_as_alone_in_onnx_runtime(bundle, vocos_bundle, decoder):
+    codec = OnnxCodec({"seanet": bundle, "vocos": vocos_bundle}[decoder])
+    assert codec.context_frames == {"seanet": 4, "vocos": 10}[decoder]
     items = [speechlike(0.3, seed=1)[:4801], speechlike(0.73, seed=2), speechlike(0.05, seed=3)]
-    assert_batch_independent(OnnxCodec(bundle), items)
+    assert_batch_independent(codec, items)
 
 
 def test_weights_are_stored_as_float16(bundle):

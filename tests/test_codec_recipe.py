@@ -8,7 +8,7 @@ from narvox.codecs.dump import CodesFile
 from tests.test_asr_recipe import recipe_copy, run
 
 TINY = ("model.n_filters=4 model.dimension=16 model.n_codebooks=4 model.codebook_size=32 "
-        "model.kmeans_iters=2 optim.max_steps=12 optim.warmup_steps=2 loss.adversarial_from=6 "
+        "model.kmeans_iters=2 model.decoder_dim=16 model.decoder_hidden=32 model.decoder_layers=2 optim.max_steps=12 optim.warmup_steps=2 loss.adversarial_from=6 "
         "data.batch_size=4 data.segment_seconds=0.5 data.valid_utts=4 data.num_workers=0 "
         "trainer.val_check_interval=null trainer.check_val_every_n_epoch=1")
 
@@ -20,7 +20,10 @@ def test_run_sh_all_stages(tmp_path):
     run(["bash", "run.sh", "--size", "0.02", "--train-args", TINY, "--eval-utts", "4",
          "--pack", "true", "--pack-dir", str(pack)], recipe)
     metrics = (recipe / "exp/codec/logs/version_0/metrics.csv").read_text()
-    assert "train_adversarial" in metrics and "val_loss" in metrics
+    for logged in ("train_adversarial", "train_semantic", "val_stoi", "val_semantic", "train_minutes"):
+        assert logged in metrics
+    assert (recipe / "exp/teacher_ctc/model.pt").is_file()  # recovered from the shipped CTC bundle
+    assert len((recipe / "exp/codec/model/averaged_from.txt").read_text().split()) == 1  # the best by STOI
     model = recipe / "exp/codec/model"
     for name in ("codec.yaml", "model.pt", "encoder.onnx", "decoder.onnx", "narvox.json"):
         assert (model / name).is_file() and (pack / name).is_file()

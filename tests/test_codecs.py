@@ -9,6 +9,7 @@ from narvox.errors import NarvoxError
 
 TINY = dict(sample_rate=16000, ratios=[8, 5, 4, 2], n_filters=4, dimension=16, lstm_layers=1,
             n_codebooks=4, codebook_size=32, kmeans_iters=2)
+TINY_VOCOS = dict(TINY, decoder="vocos", decoder_dim=16, decoder_hidden=32, decoder_layers=2)
 
 
 def speechlike(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
@@ -21,10 +22,10 @@ def speechlike(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
     return (0.2 * x + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
 
 
-def tiny_model(seed: int = 0) -> CodecModel:
+def tiny_model(seed: int = 0, config: dict = TINY) -> CodecModel:
     """A tiny codec whose codebooks were k-means initialised by one training-mode pass."""
     torch.manual_seed(seed)
-    model = CodecModel(CodecConfig(**TINY))
+    model = CodecModel(CodecConfig(**config))
     model.train()
     model(torch.from_numpy(np.stack([speechlike(1.0, seed=s) for s in range(4)])))
     return model.eval()
@@ -105,6 +106,36 @@ def test_rows_of_a_batch_are_coded_as_alone(tiny_codec_dir):
     assert_batch_independent(load_codec(tiny_codec_dir), items)
 
 
+def test_vocos_decoder_rows_of_a_batch_are_decoded_as_alone(tmp_path):
+    """The ConvNeXt blocks look (1 + layers) * 3 frames ahead and the ISTFT one more: the codec
+    pads every item with that many (its context_frames), alone as in a batch."""
+    codec = load_codec(save_codec_dir(tiny_model(config=TINY_VOCOS), tmp_path))
+    assert codec.context_frames == 10
+    items = [speechlike(0.3, seed=1)[:4801], speechlike(0.73, seed=2), speechlike(0.05, seed=3)]
+    assert_batch_independent(codec, items)
+
+
+def test_a_bias_free_encoder_encodes_silence_as_zero_and_stays_so():
+    """encoder_bias=False: the latent is a function of the input from the start (see CodecConfig)."""
+    torch.manual_seed(0)
+    model = CodecModel(CodecConfig(**TINY, encoder_bias=False))
+    assert not model.encoder(torch.zeros(1, 1, 3200)).abs().max()
+    biases = [p for n, p in model.encoder.named_parameters() if "bias" in n]
+    assert biases and not any(p.requires_grad for p in biases)
+
+
+def test_inverse_stft_is_torch_istft():
+    from narvox.codecs.vocos import InverseSTFT
+    wav = torch.from_numpy(speechlike(0.5))[None]
+    n_fft, hop = 640, 160
+    spec = torch.stft(wav, n_fft, hop, window=torch.hann_window(n_fft), center=True, return_complex=True)
+    ours = InverseSTFT(n_fft, hop)(torch.cat([spec.real, spec.imag], 1))
+    theirs = torch.istft(spec, n_fft, hop, window=torch.hann_window(n_fft), center=True)
+    # the same up to the float16 rounding of the kernel (as the ONNX bundle stores it)
+    torch.testing.assert_close(ours[:, : theirs.size(1)], theirs, atol=2e-3, rtol=0)
+    torch.testing.assert_close(ours[:, : wav.size(1)], wav, atol=2e-3, rtol=0)
+
+
 def test_saved_weights_identify_the_codec(tiny_codec_dir, tmp_path):
     a, b = load_codec(tiny_codec_dir), load_codec(tiny_codec_dir)
     assert a.identity() == b.identity()
@@ -147,29 +178,51 @@ def test_encodec_without_weights_says_where_to_put_them(tmp_path, monkeypatch):
         load_codec(bad)
 
 
-def test_training_lowers_the_loss(tmp_path):
-    """The real training step (generator, then from step 5 the MS-STFT GAN) on one repeated batch."""
+def _train_on_one_batch(tmp_path, model: dict, batch: dict, steps: int = 20, loss: dict | None = None) -> dict[str, list[float]]:
+    """The real training step (generator, then from step 5 the MS-STFT GAN) on one repeated batch;
+    the logged training losses of every step."""
     import pytorch_lightning as L
     from torch.utils.data import DataLoader
     from narvox.recipes.codec_task import CodecTask
 
     class Record(L.Callback):
         def __init__(self):
-            self.mel, self.disc = [], []
+            self.losses: dict[str, list[float]] = {}
 
         def on_train_batch_end(self, trainer, *args):
-            self.mel.append(float(trainer.callback_metrics["train_mel"]))
-            if "train_disc" in trainer.callback_metrics:
-                self.disc.append(float(trainer.callback_metrics["train_disc"]))
+            for name, value in trainer.callback_metrics.items():
+                if name.startswith("train_"):
+                    self.losses.setdefault(name[6:], []).append(float(value))
 
     torch.manual_seed(0)
-    task = CodecTask(TINY, {"adversarial_from": 5, "quantizer_dropout": 0.5},
-                     {"lr": 3e-3, "warmup_steps": 1, "max_steps": 20})
-    batch = torch.from_numpy(np.stack([speechlike(0.5, seed=s) for s in range(4)]))
+    task = CodecTask(model, {"adversarial_from": 5, "quantizer_dropout": 0.5, **(loss or {})},
+                     {"lr": 3e-3, "warmup_steps": 1, "max_steps": steps})
     record = Record()
     trainer = L.Trainer(max_epochs=100, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[record],
                         default_root_dir=tmp_path)
     trainer.fit(task, DataLoader([batch] * 4, batch_size=None))
-    assert int(task.steps) == 20 and len(record.disc) == 15  # stopped by max_steps; GAN ran
-    assert np.mean(record.mel[-3:]) < 0.8 * np.mean(record.mel[:3])
+    assert int(task.steps) == steps  # stopped by max_steps
+    return record.losses
+
+
+def test_training_lowers_the_loss(tmp_path):
+    wav = torch.from_numpy(np.stack([speechlike(0.5, seed=s) for s in range(4)]))
+    losses = _train_on_one_batch(tmp_path, TINY, {"wav": wav})
+    assert len(losses["disc"]) == 15  # the GAN ran from step 5
+    assert np.mean(losses["mel"][-3:]) < 0.8 * np.mean(losses["mel"][:3])
+
+
+def test_vocos_codec_with_distillation_lowers_both_losses(tmp_path):
+    """Codebook 1's projection learns toward fixed teacher features while the audio improves;
+    the recipe's settings: a bias-free encoder, and 3 steps without the quantizer first."""
+    wav = torch.from_numpy(np.stack([speechlike(0.5, seed=s) for s in range(4)]))
+    # a stand-in for a recognizer's frame features: the band energies of each 20 ms frame
+    spectrum = torch.stft(wav, 320, 320, window=torch.hann_window(320), center=False, return_complex=True).abs()
+    bands = torch.log1p(spectrum[:, :160].reshape(4, 8, 20, -1).mean(2))  # [B, 8, 25]
+    teacher = bands - bands.mean((0, 2), keepdim=True)
+    losses = _train_on_one_batch(tmp_path, dict(TINY_VOCOS, semantic_dim=8, encoder_bias=False),
+                                 {"wav": wav, "semantic": teacher}, steps=30, loss={"quantizer_from": 3})
+    assert losses["commit"][:3] == [0.0, 0.0, 0.0] and losses["commit"][3] > 0
+    assert np.mean(losses["mel"][-3:]) < 0.8 * np.mean(losses["mel"][:3])
+    assert np.mean(losses["semantic"][-3:]) < 0.95 * np.mean(losses["semantic"][:3])

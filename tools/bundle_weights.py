@@ -27,6 +27,7 @@ import yaml
 from onnx import numpy_helper
 
 from narvox.asr.build import build_model, save_model
+from narvox.bundle import locate
 from narvox.text.tokens import guess_form
 
 GRAPH_PREFIX = "model."  # the export wraps the model in a graph module
@@ -53,10 +54,11 @@ def onnx_state_dict(onnx_path: Path) -> dict[str, torch.Tensor]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("bundle", type=Path)
+    p.add_argument("bundle", help="a bundle directory or a shipped bundle's name (ctc, paraformer)")
     p.add_argument("config", type=Path, help="the recipe config the bundle was trained with")
     p.add_argument("out", type=Path)
     args = p.parse_args()
+    args.bundle = locate(args.bundle, "asr")
     config = yaml.safe_load(args.config.read_text())["model"]
     symbols = (args.bundle / "tokens.txt").read_text(encoding="utf-8").splitlines()
     model = build_model(config, len(symbols))

@@ -15,6 +15,11 @@ test_sets=""
 dump_sets=""          # data dirs whose codec tokens stage 5 dumps (default: all of the above)
 eval_utts=""          # evaluate on the first N utterances of each test set (default: all)
 asr=ctc               # narvox ASR model that judges intelligibility (stage 4); none to skip
+teacher=exp/teacher_ctc  # ASR model dir whose encoder features codebook 1 is distilled from; none: no
+                      # distillation. Missing: recovered from the shipped CTC bundle (a corpus's
+                      # own ASR recipe's exp/<model>/final is the better teacher where it exists)
+teacher_bundle=ctc    # the shipped ASR bundle a missing teacher is recovered from ...
+teacher_config=""     # ... and the ASR config it was trained with (default: synth_en's ctc_attention.yaml)
 train_args=""         # config overrides, e.g. "optim.max_steps=100 data.batch_size=4"
 pack=false            # true: stage 6 copies the codec over the shipped one in pack_dir (opt-in only)
 pack_dir=""           # default: the package's codec, narvox/pretrained/codec/narvox
@@ -23,12 +28,20 @@ help_args=""
 . ./cmd.sh
 . utils/parse_options.sh
 pack_dir=${pack_dir:-$NARVOX_ROOT/narvox/pretrained/codec/narvox}
+teacher_config=${teacher_config:-$NARVOX_ROOT/egs/synth_en/asr/conf/ctc_attention.yaml}
 
 model=$exp/model
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   utils/need.sh 1 data/$train_set data/$valid_set
   echo "stage 1: train the codec (log: $exp/train.log)"
   overrides="$train_args"
+  if [ "$teacher" != none ]; then
+    if [ ! -f "$teacher/model.pt" ]; then
+      echo "stage 1: recover the teacher $teacher from the shipped $teacher_bundle bundle"
+      python "$NARVOX_ROOT/tools/bundle_weights.py" "$teacher_bundle" "$teacher_config" "$teacher"
+    fi
+    overrides="teacher=$teacher $overrides"
+  fi
   if [ "$ngpu" -gt 0 ]; then
     overrides="trainer.accelerator=gpu trainer.devices=$ngpu trainer.strategy=ddp_find_unused_parameters_true $overrides"
   fi
@@ -39,10 +52,10 @@ fi
 
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   utils/need.sh 2 "$exp/checkpoints/last.ckpt"
-  # the final weights, where the GAN phase ends (to average the N best by validation mel loss
-  # instead: python -m narvox.recipes.average --exp-dir $exp --n-best N --out $model)
-  echo "stage 2: package $exp/checkpoints/last.ckpt as $model"
-  python -m narvox.recipes.average --checkpoints "$exp/checkpoints/last.ckpt" --out "$model"
+  # the checkpoint with the best validation STOI, before or after the GAN starts: averaging
+  # would mix codebooks that EMA and dead-code restarts moved apart
+  echo "stage 2: package the checkpoint of $exp with the best validation STOI as $model"
+  python -m narvox.recipes.average --exp-dir "$exp" --n-best 1 --out "$model"
 fi
 
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
@@ -60,6 +73,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
       --out "$exp/eval_$s" --asr "$asr" ${eval_utts:+--max-utts $eval_utts}
     { cat "$exp/eval_$s.md"; echo; } >> "$exp/RESULTS.md"
   done
+  python -m narvox.recipes.codec_eval --curve "$exp" >> "$exp/RESULTS.md"
   echo "stage 4: results in $exp/RESULTS.md"
 fi
 

@@ -8,14 +8,15 @@ import torch
 
 from narvox.errors import NarvoxError
 from narvox.runtime.codec import codebooks_for_bitrate
-from narvox.runtime.codec_inputs import audio_batch, codes_batch, num_frames, pad_audio, pad_codes
+from narvox.runtime.codec_inputs import CONTEXT_FRAMES, audio_batch, codes_batch, num_frames, pad_audio, pad_codes
 
 
 class Codec(ABC):
     """A neural audio codec: waveform <-> codes [B, Q, F] (Q codebooks, F frames).
 
     Subclasses set `name`, `sample_rate`, `frame_rate`, `codebook_size`, `max_codebooks` and
-    `n_codebooks` (how many codebooks `encode` returns: the bitrate in use), and implement
+    `n_codebooks` (how many codebooks `encode` returns: the bitrate in use), `context_frames` where
+    the networks look further past an item's end than CONTEXT_FRAMES, and implement
     `_encode`/`_decode` at their own sample rate. Residual quantisation makes the first q
     codebooks of a deeper encoding the encoding at q codebooks, so one model serves every
     bitrate it was trained for.
@@ -27,6 +28,7 @@ class Codec(ABC):
     codebook_size: int
     max_codebooks: int
     n_codebooks: int
+    context_frames: int = CONTEXT_FRAMES
 
     @property
     def hop_length(self) -> int:
@@ -58,7 +60,7 @@ class Codec(ABC):
         """
         device = wav.device if torch.is_tensor(wav) else None
         wav = audio_batch(_numpy(wav), self.name, self.sample_rate, sample_rate)
-        padded, frames = pad_audio(wav, self.hop_length)
+        padded, frames = pad_audio(wav, self.hop_length, context_frames=self.context_frames)
         return self._encode(torch.as_tensor(padded, device=device))[:, : self.n_codebooks, :frames]
 
     @torch.inference_mode()
@@ -70,7 +72,7 @@ class Codec(ABC):
         """
         device = codes.device if torch.is_tensor(codes) else None
         codes = codes_batch(_numpy(codes), self.name, self.codebook_size, self.max_codebooks)
-        padded = pad_codes(codes, self.name, _numpy(lengths))
+        padded = pad_codes(codes, self.name, _numpy(lengths), context_frames=self.context_frames)
         return self._decode(torch.as_tensor(padded, device=device))[:, : codes.shape[2] * self.hop_length]
 
     def identity(self) -> dict:

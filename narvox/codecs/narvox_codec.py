@@ -24,6 +24,7 @@ class NarvoxCodec(Codec):
         self.sample_rate, self.frame_rate = c.sample_rate, c.frame_rate
         self.codebook_size, self.max_codebooks = c.codebook_size, c.n_codebooks
         self.n_codebooks = c.n_codebooks
+        self.context_frames = c.context_frames
         if n_codebooks is not None:
             self.set_codebooks(n_codebooks)
         self._weights_id = weights_id
@@ -62,12 +63,14 @@ class NarvoxCodec(Codec):
 
 def save_codec_dir(model: CodecModel, out_dir: str | Path, half: bool = True) -> Path:
     """Write a model directory: codec.yaml and the inference weights (float16 halves the size;
-    the decoded audio changes by far less than the codec's own error)."""
+    the decoded audio changes by far less than the codec's own error). The distillation head
+    serves training only and stays out (semantic_dim 0)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "codec.yaml").write_text(yaml.safe_dump({"codec": "narvox", "model": model.config.to_dict()},
-                                                       sort_keys=False))
+    config = {**model.config.to_dict(), "semantic_dim": 0}
+    (out_dir / "codec.yaml").write_text(yaml.safe_dump({"codec": "narvox", "model": config}, sort_keys=False))
     state = {k: (v.half() if half and v.is_floating_point() else v).clone()
-             for k, v in model.state_dict().items() if not k.endswith(TRAINING_ONLY)}
+             for k, v in model.state_dict().items()
+             if not k.endswith(TRAINING_ONLY) and not k.startswith("semantic.")}
     torch.save(state, out_dir / "model.pt")
     return out_dir

@@ -73,5 +73,6 @@ def export_codec(codec: Codec, out_dir: str | Path, half_weights: bool = True) -
         for path in (enc_path, dec_path):
             store_weights_as_float16(path)
     write_bundle(out_dir, kind.name, {**codec.identity(), "hop_length": hop, "max_codebooks": codec.max_codebooks,
-                                      "n_codebooks": codec.n_codebooks, "min_frames": MIN_FRAMES})
+                                      "n_codebooks": codec.n_codebooks, "min_frames": MIN_FRAMES,
+                                      "context_frames": codec.context_frames})
     return out_dir

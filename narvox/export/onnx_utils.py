@@ -39,7 +39,8 @@ def add_metadata(path: Path, metadata: dict) -> None:
 
 
 def store_weights_as_float16(path: Path, min_elements: int = 1024) -> None:
-    """Keep large float32 initializers as float16 plus a Cast back to float32. ONNX Runtime folds
+    """Keep large float32 initializers and constants (buffers such as the inverse STFT's bases
+    are exported as Constant nodes) as float16 plus a Cast back to float32. ONNX Runtime folds
     the casts when it loads the model, so the file halves and the arithmetic stays float32."""
     from onnx import TensorProto, helper, numpy_helper
     model = onnx.load(str(path))
@@ -54,7 +55,19 @@ def store_weights_as_float16(path: Path, min_elements: int = 1024) -> None:
         name = init.name
         init.CopyFrom(numpy_helper.from_array(weights.astype("float16"), f"{name}__fp16"))
         casts.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=TensorProto.FLOAT))
-    nodes = casts + list(graph.node)
+    nodes = casts  # the initializers' casts first, each constant's right after it
+    for node in graph.node:
+        nodes.append(node)
+        value = next((a for a in node.attribute if a.name == "value"), None) if node.op_type == "Constant" else None
+        if value is None or value.t.data_type != TensorProto.FLOAT:
+            continue
+        weights = numpy_helper.to_array(value.t)
+        if weights.size < min_elements:
+            continue
+        name = node.output[0]
+        value.t.CopyFrom(numpy_helper.from_array(weights.astype("float16")))
+        node.output[0] = f"{name}__fp16"
+        nodes.append(helper.make_node("Cast", [f"{name}__fp16"], [name], to=TensorProto.FLOAT))
     del graph.node[:]
     graph.node.extend(nodes)
     onnx.save(model, str(path))

@@ -3,6 +3,7 @@ and intelligibility retention (WER of narvox's ASR on decoded audio minus WER on
 
     python -m narvox.recipes.codec_eval --codec exp/codec/model --data data/test_unseen_voice \
         --out exp/codec/eval_test_unseen_voice
+    python -m narvox.recipes.codec_eval --curve exp/codec    # validation STOI etc. vs training minutes
 
 Audio is encoded once at full depth and decoded at every depth (residual codes nest), on the
 ONNX bundle when the codec directory has one (faster) or on PyTorch.
@@ -104,16 +105,44 @@ def markdown(result: dict) -> str:
                       *quality_table(result["rows"])]) + "\n"
 
 
+CURVE_COLUMNS = ("step", "train_minutes", "val_stoi", "val_stoi_q4", "val_mel_q8", "val_semantic")
+
+
+def learning_curve(exp_dir: str | Path) -> str:
+    """The validation metrics of a training run (every logs/version_*/metrics.csv: a resumed run
+    adds a version) as a Markdown table against training minutes."""
+    import csv
+    rows = {}
+    for path in sorted(Path(exp_dir).glob("logs/version_*/metrics.csv")):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("val_stoi"):
+                    rows[int(row["step"])] = row
+    columns = [c for c in CURVE_COLUMNS if any(r.get(c) for r in rows.values())]
+    lines = [f"Learning curve of {exp_dir} (validation: the first 3 s of the first dev utterances)", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for step in sorted(rows):
+        cells = [rows[step].get(c) or "" for c in columns]
+        lines.append("| " + " | ".join(v if c == "step" or not v else f"{float(v):.3f}" for c, v in zip(columns, cells)) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--codec", required=True, help="codec directory (codec.yaml + model.pt [+ ONNX bundle])")
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True, help="writes <out>.json and <out>.md")
+    p.add_argument("--codec", help="codec directory (codec.yaml + model.pt [+ ONNX bundle])")
+    p.add_argument("--data")
+    p.add_argument("--out", help="writes <out>.json and <out>.md")
     p.add_argument("--depths", type=int, nargs="*", help="numbers of codebooks (default 1 2 3 4 max)")
     p.add_argument("--asr", default="ctc", help="narvox ASR model judging intelligibility; 'none' to skip")
     p.add_argument("--max-utts", type=int)
     p.add_argument("--runtime", default="onnx", choices=["onnx", "torch"])
+    p.add_argument("--curve", metavar="EXP_DIR", help="print the learning curve of a training run instead")
     args = p.parse_args(argv)
+    if args.curve:
+        print(learning_curve(args.curve))
+        return
+    if not (args.codec and args.data and args.out):
+        p.error("--codec, --data and --out are required (or --curve EXP_DIR)")
     logging.basicConfig(level=logging.INFO)
     result = evaluate(args.codec, args.data, args.depths, None if args.asr == "none" else args.asr,
                       args.max_utts, args.runtime)

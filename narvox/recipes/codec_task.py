@@ -1,15 +1,21 @@
 """The codec training task: the Lightning module and data module that train the narvox codec
 (EnCodec's recipe, scaled down), and how trained weights become a codec directory.
 
-Generator loss: multi-scale mel + time-domain L1 + commitment; from `adversarial_from` steps on,
-also the MS-STFT discriminator's hinge loss and feature matching. Starting the GAN late lets the
-autoencoder learn to reconstruct first, which is most of what a few CPU-hours can buy. (The
-discriminator is idle until then, so DDP needs `strategy: ddp_find_unused_parameters_true`.)
+Generator loss: multi-scale mel + time-domain L1 + commitment, plus (with a `teacher`: an ASR
+model directory) the cosine distance of codebook 1's projected entries to the recognizer's frame
+features; from `adversarial_from` steps on, also the MS-STFT discriminator's hinge loss and
+feature matching. Starting the GAN late lets the autoencoder learn to reconstruct first, which is
+most of what a few CPU-hours can buy. (The discriminator is idle until then, so DDP needs
+`strategy: ddp_find_unused_parameters_true`.)
+
+Checkpoints are ranked by STOI on fixed validation crops (the start of the first `valid_utts`
+dev utterances), the quality the codec is judged by, rather than by a training loss.
 """
 from __future__ import annotations
 
 import argparse
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +29,9 @@ from torch.utils.data import DataLoader, Dataset
 from narvox.codecs.losses import MultiScaleMelLoss, discriminator_hinge, feature_matching, generator_hinge
 from narvox.codecs.model import CodecConfig, CodecModel
 from narvox.codecs.narvox_codec import save_codec_dir
+from narvox.codecs.teacher import RecognizerFeatures
 from narvox.data.kaldi import read_data_dir
+from narvox.eval.codec import stoi
 from narvox.recipes.trainer import Task
 
 
@@ -50,32 +58,54 @@ class AudioCrops(Dataset):
         return torch.from_numpy(np.pad(wav, (0, self.length - len(wav))))
 
 
+class WithTeacher:
+    """Batches crops and, with a teacher, adds its features at the codec's frame rate: computed in
+    the data loader's worker, so the recognizer runs beside training instead of inside its step."""
+
+    def __init__(self, teacher: RecognizerFeatures | None, hop_length: int):
+        self.teacher, self.hop_length = teacher, hop_length
+
+    def __call__(self, crops: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        wav = torch.stack(crops)
+        batch = {"wav": wav}
+        if self.teacher is not None:
+            torch.set_num_threads(1)  # the worker's share of the machine; training has the rest
+            frames = -(-wav.size(1) // self.hop_length)
+            batch["semantic"] = self.teacher(wav.numpy(), frames)
+        return batch
+
+
 class CodecDataModule(L.LightningDataModule):
-    def __init__(self, train_dir: str, valid_dir: str, sample_rate: int, segment_seconds: float = 1.0,
+    def __init__(self, train_dir: str, valid_dir: str, sample_rate: int, hop_length: int,
+                 teacher: RecognizerFeatures | None = None, segment_seconds: float = 1.0,
                  batch_size: int = 16, valid_seconds: float = 3.0, valid_utts: int = 64, num_workers: int = 1):
         super().__init__()
         self.train = AudioCrops(train_dir, sample_rate, segment_seconds, random_crop=True)
         self.valid = AudioCrops(valid_dir, sample_rate, valid_seconds, random_crop=False, max_utts=valid_utts)
         self.batch_size, self.num_workers = batch_size, num_workers
+        self.collate = WithTeacher(teacher, hop_length)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+                          collate_fn=self.collate, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.valid, batch_size=self.batch_size, num_workers=0)
+        return DataLoader(self.valid, batch_size=self.batch_size, collate_fn=self.collate, num_workers=0)
 
 
 class CodecTask(Task):
     kind = "codec"
+    monitor = "val_stoi"
+    mode = "max"
 
     def __init__(self, model: dict, loss: dict | None = None, optim: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False  # generator and discriminator take turns
         self.model = CodecModel(CodecConfig(**model))
-        self.loss_cfg = {"mel": 1.0, "time": 0.1, "commit": 1.0, "adversarial": 1.0, "feature": 2.0,
-                         "adversarial_from": 0, "quantizer_dropout": 0.5, "disc_filters": 16, **(loss or {})}
+        self.loss_cfg = {"mel": 1.0, "time": 0.1, "commit": 1.0, "semantic": 1.0, "adversarial": 1.0, "feature": 2.0,
+                         "adversarial_from": 0, "quantizer_from": 0, "quantizer_dropout": 0.5, "disc_filters": 16, **(loss or {})}
         self.optim_cfg = {"lr": 5e-4, "disc_lr": 2e-4, "warmup_steps": 200, "max_steps": 10000,
                           "final_lr_ratio": 0.1, "grad_clip": 10.0, **(optim or {})}
         self.mel_loss = MultiScaleMelLoss(self.model.config.sample_rate)
@@ -84,13 +114,23 @@ class CodecTask(Task):
             filters=self.loss_cfg["disc_filters"], n_ffts=n_ffts, hop_lengths=[n // 4 for n in n_ffts],
             win_lengths=n_ffts)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # generator updates; in checkpoints
+        # training time over all runs that resumed this one: the x axis of the learning curves
+        self.register_buffer("train_seconds", torch.zeros((), dtype=torch.float64))
+        self._step_started: float | None = None
 
     def _depth(self) -> int:
-        """Quantizer dropout: half the batches use a random number of codebooks. Drawn from the
+        """0 (no quantizer) during the quantizer warm-up: a fresh SEANet encoder's output hardly
+        depends on its input (biases dominate), so codebooks k-means-initialised on it collapse to
+        one code, and the codec never learns (measured: codebook 1 used 1 code from step 25 on,
+        and validation STOI stuck at 0.48 after 1,000 steps). The autoencoder first learns a
+        latent worth quantizing; the codebooks are initialised on it at the first quantized step.
+        After it, quantizer dropout: half the batches use a random number of codebooks. Drawn from the
         step count, which every DDP rank holds alike: a codebook's first use and its dead-code
         expiry broadcast to all ranks, so all must run the same codebooks (the global `random`
         differs between ranks, whose random crops of different utterances consume it unevenly)."""
         n = self.model.config.n_codebooks
+        if self.steps < self.loss_cfg["quantizer_from"]:
+            return 0
         rng = random.Random(int(self.steps))
         return rng.randint(1, n) if rng.random() < self.loss_cfg["quantizer_dropout"] else n
 
@@ -116,13 +156,22 @@ class CodecTask(Task):
             smoothed = laplace_smoothing(book.cluster_size, book.codebook_size, book.epsilon)
             book.embed.copy_(book.embed_avg / (smoothed * book.cluster_size.sum())[:, None])
 
-    def training_step(self, wav: torch.Tensor, batch_idx: int) -> None:
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self._step_started = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.train_seconds += time.perf_counter() - self._step_started
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
         w = self.loss_cfg
+        wav = batch["wav"]
         depth = self._depth()
-        recon, commit, _ = self.model(wav, depth)
+        recon, commit, _, semantic = self.model(wav, depth)
         self._average_codebooks(depth)
         losses = {"mel": self.mel_loss(recon, wav), "time": F.l1_loss(recon, wav), "commit": commit}
+        if semantic is not None:
+            losses["semantic"] = semantic_distance(semantic, batch["semantic"])
         if self.steps >= w["adversarial_from"]:
             self.toggle_optimizer(opt_d)
             real_logits, _ = self.discriminator(wav[:, None])
@@ -157,14 +206,23 @@ class CodecTask(Task):
         for name, value in losses.items():
             self.log(f"train_{name}", value)
 
-    def validation_step(self, wav: torch.Tensor, batch_idx: int) -> None:
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        wav = batch["wav"]
         n = self.model.config.n_codebooks
+        log = dict(sync_dist=True, batch_size=wav.size(0))
         for depth in sorted({n, max(1, n // 2)}):
-            recon, _, _ = self.model(wav, depth)
+            recon, _, _, semantic = self.model(wav, depth)
             mel = self.mel_loss(recon, wav)
-            self.log(f"val_mel_q{depth}", mel, sync_dist=True, batch_size=wav.size(0))
+            score = np.mean([stoi(r, e, self.model.config.sample_rate)
+                             for r, e in zip(wav.cpu().numpy(), recon.float().cpu().numpy())])
+            self.log(f"val_mel_q{depth}", mel, **log)
+            self.log(f"val_stoi_q{depth}", score, **log)
             if depth == n:
-                self.log("val_loss", mel, sync_dist=True, batch_size=wav.size(0), prog_bar=True)
+                self.log("val_loss", mel, **log)
+                self.log("val_stoi", score, prog_bar=True, **log)
+        if semantic is not None:
+            self.log("val_semantic", semantic_distance(semantic, batch["semantic"]), **log)
+        self.log("train_minutes", self.train_seconds.float() / 60, **log)
 
     def _schedule(self, step: int) -> float:
         o = self.optim_cfg
@@ -181,14 +239,24 @@ class CodecTask(Task):
         return [opt_g, opt_d], scheds
 
 
+def semantic_distance(projected: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """1 - cosine similarity per frame, averaged: [B, C, F] each."""
+    return 1 - F.cosine_similarity(projected, teacher, dim=1).mean()
+
+
 def add_arguments(p: argparse._ArgumentGroup) -> None:
     p.add_argument("--train", required=True, help="Kaldi data directory of the training audio")
     p.add_argument("--valid", required=True, help="Kaldi data directory of the validation audio")
 
 
 def build(config: dict, exp_dir: Path, train: str, valid: str) -> tuple[CodecTask, CodecDataModule]:
-    task = CodecTask(config["model"], config.get("loss"), config.get("optim"))
-    return task, CodecDataModule(train, valid, task.model.config.sample_rate, **config.get("data", {}))
+    """`config["teacher"]`, an ASR model directory, turns on distillation; the codec's projection
+    takes its width from the teacher."""
+    teacher = RecognizerFeatures(config["teacher"]) if config.get("teacher") else None
+    model = {**config["model"], "semantic_dim": teacher.dim if teacher else 0}
+    task = CodecTask(model, config.get("loss"), config.get("optim"))
+    c = task.model.config
+    return task, CodecDataModule(train, valid, c.sample_rate, c.hop_length, teacher, **config.get("data", {}))
 
 
 def write_codec(task: CodecTask, exp_dir: Path, out_dir: Path) -> Path:

@@ -8,7 +8,7 @@ import numpy as np
 
 from narvox.bundle import Bundle, read_bundle
 from narvox.errors import NarvoxError
-from narvox.runtime.codec_inputs import audio_batch, codes_batch, num_frames, pad_audio, pad_codes
+from narvox.runtime.codec_inputs import CONTEXT_FRAMES, audio_batch, codes_batch, num_frames, pad_audio, pad_codes
 from narvox.runtime.session import GraphSession
 
 
@@ -38,6 +38,7 @@ class OnnxCodec:
                                                 self.max_codebooks, self.name)
         self.n_codebooks = n_codebooks or m["n_codebooks"]
         self.min_frames = m["min_frames"]
+        self.context_frames = m.get("context_frames", CONTEXT_FRAMES)  # bundles before it was recorded
         if not 1 <= self.n_codebooks <= self.max_codebooks:
             raise NarvoxError(f"{self.bundle.path}: the codec has {self.max_codebooks} codebooks, "
                               f"asked for {self.n_codebooks}")
@@ -55,7 +56,7 @@ class OnnxCodec:
         narvox.runtime.codec_inputs's, the same as the PyTorch `Codec`'s."""
         wav = audio_batch(wav, self.name, self.sample_rate, sample_rate)
         # the graph takes whole frames (its padding arithmetic was traced for them)
-        padded, frames = pad_audio(wav, self.hop_length, self.min_frames)
+        padded, frames = pad_audio(wav, self.hop_length, self.min_frames, self.context_frames)
         (codes,) = self.encoder(padded)
         return codes[:, : self.n_codebooks, :frames]
 
@@ -64,5 +65,5 @@ class OnnxCodec:
         a padded batch decode each row as alone; cut row b at lengths[b] * hop_length."""
         codes = codes_batch(codes, self.name, self.codebook_size, self.max_codebooks)
         frames = codes.shape[2]
-        (audio,) = self.decoder(pad_codes(codes, self.name, lengths, self.min_frames))
+        (audio,) = self.decoder(pad_codes(codes, self.name, lengths, self.min_frames, self.context_frames))
         return audio[:, : frames * self.hop_length]

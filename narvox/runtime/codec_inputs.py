@@ -15,9 +15,10 @@ The rules:
     [0, codebook_size). Float codes are refused, never truncated.
   * batch independence: an item's codes and audio do not depend on its batch-mates. The networks
     are non-causal, so an item's last frames see a few frames past its end. Every item is
-    therefore followed by CONTEXT_FRAMES frames of the same padding alone as in a batch: zeros
-    after audio (the zeros a batch pads with), and its last frame repeated after codes (rows
-    shorter than the batch say so with `lengths`).
+    therefore followed by the codec's `context_frames` (how far it looks ahead; CONTEXT_FRAMES
+    unless the codec says otherwise) of the same padding alone as in a batch: zeros after audio
+    (the zeros a batch pads with), and its last frame repeated after codes (rows shorter than the
+    batch say so with `lengths`).
 """
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ MIN_FRAMES = 7
 # the conv after the LSTM (kernel 7) 3 frames, the convs before it 234 samples more: 3.7 frames.
 # Decoder: its first conv 3 frames, the upsampling under 1 more (3.65 measured). With 4 frames the
 # shipped codec gives the same codes alone and in a batch, and audio within 5e-7. Causal models
-# (EnCodec 24 kHz) look nowhere ahead and lose nothing but the time of 4 frames.
+# (EnCodec 24 kHz) look nowhere ahead and lose nothing but the time of 4 frames. Codecs that look
+# further (a Vocos-style decoder) say how far: CodecConfig.context_frames, narvox.json's
+# "context_frames".
 CONTEXT_FRAMES = 4
 
 
@@ -72,12 +75,13 @@ def audio_batch(wav, codec: str, codec_rate: int, sample_rate: int | None = None
     return np.ascontiguousarray(wav, dtype=np.float32)
 
 
-def pad_audio(wav: np.ndarray, hop_length: int, min_frames: int = MIN_FRAMES) -> tuple[np.ndarray, int]:
+def pad_audio(wav: np.ndarray, hop_length: int, min_frames: int = MIN_FRAMES,
+              context_frames: int = CONTEXT_FRAMES) -> tuple[np.ndarray, int]:
     """[B, T] -> (zero-padded network input, F: how many frames of codes the input has). Zeros to
-    whole frames and CONTEXT_FRAMES beyond, so a row followed by a batch's zero padding sees
+    whole frames and `context_frames` beyond, so a row followed by a batch's zero padding sees
     exactly what it sees alone."""
     frames = num_frames(wav.shape[1], hop_length)
-    total = max(frames + CONTEXT_FRAMES, min_frames) * hop_length
+    total = max(frames + context_frames, min_frames) * hop_length
     return np.pad(wav, ((0, 0), (0, total - wav.shape[1]))), frames
 
 
@@ -101,10 +105,11 @@ def codes_batch(codes, codec: str, codebook_size: int, max_codebooks: int) -> np
     return codes.astype(np.int64)
 
 
-def pad_codes(codes: np.ndarray, codec: str, lengths=None, min_frames: int = MIN_FRAMES) -> np.ndarray:
+def pad_codes(codes: np.ndarray, codec: str, lengths=None, min_frames: int = MIN_FRAMES,
+              context_frames: int = CONTEXT_FRAMES) -> np.ndarray:
     """[B, Q, F] -> the network input: each row's last frame (its `lengths[b]`-th, where given)
-    repeated over whatever follows it and CONTEXT_FRAMES beyond, so a row decodes as it does alone
-    whatever its batch padded it with."""
+    repeated over whatever follows it and `context_frames` beyond, so a row decodes as it does
+    alone whatever its batch padded it with."""
     batch, _, frames = codes.shape
     if lengths is None:
         lengths = np.full(batch, frames)
@@ -114,7 +119,7 @@ def pad_codes(codes: np.ndarray, codec: str, lengths=None, min_frames: int = MIN
                           f"got {lengths.tolist()!r}")
     if lengths.min() < 1 or lengths.max() > frames:
         raise NarvoxError(f"{codec} codec: lengths must lie in [1, {frames}] frames, got {lengths.tolist()}")
-    total = max(frames + CONTEXT_FRAMES, min_frames)
+    total = max(frames + context_frames, min_frames)
     # frame index each output frame copies: itself up to the row's length, then the row's last one
     index = np.minimum(np.arange(total)[None, :], lengths[:, None] - 1)  # [B, total]
     return np.take_along_axis(codes, index[:, None, :], axis=2)

@@ -22,5 +22,5 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
 fi
 
 utils/codec.sh --stage $((stage > 1 ? stage : 1)) --stop-stage "$stop_stage" \
-  --train-set train --valid-set dev --test-sets "test_unseen_voice" \
+  --train-set train --valid-set dev --test-sets "test_seen test_unseen_voice" \
   --dump-sets "train dev test_seen test_unseen_voice" "$@"
