@@ -178,7 +178,8 @@ def test_encodec_without_weights_says_where_to_put_them(tmp_path, monkeypatch):
         load_codec(bad)
 
 
-def _train_on_one_batch(tmp_path, model: dict, batch: dict, steps: int = 20, loss: dict | None = None) -> dict[str, list[float]]:
+def _train_on_one_batch(tmp_path, model: dict, batch: dict, steps: int = 20,
+                        loss: dict | None = None) -> dict[str, list[float]]:
     """The real training step (generator, then from step 5 the MS-STFT GAN) on one repeated batch;
     the logged training losses of every step."""
     import pytorch_lightning as L

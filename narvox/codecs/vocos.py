@@ -60,7 +60,8 @@ class InverseSTFT(nn.Module):
         angle = 2 * math.pi * k * n / n_fft
         # rounded to float16 as the ONNX bundle stores them (narvox.export.onnx_utils), so PyTorch
         # and ONNX Runtime compute the same; the reconstruction error this adds is about 1e-3
-        for name, basis in (("cosine", weight * torch.cos(angle) / n_fft), ("sine", -weight * torch.sin(angle) / n_fft)):
+        bases = {"cosine": weight * torch.cos(angle) / n_fft, "sine": -weight * torch.sin(angle) / n_fft}
+        for name, basis in bases.items():
             self.register_buffer(name, basis.half().float(), persistent=False)  # [K, n_fft/2 + 1]
         window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
         self.register_buffer("window", window.float(), persistent=False)

@@ -122,8 +122,8 @@ def learning_curve(exp_dir: str | Path) -> str:
     lines = [f"Learning curve of {exp_dir} (validation: the first 3 s of the first dev utterances)", "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for step in sorted(rows):
-        cells = [rows[step].get(c) or "" for c in columns]
-        lines.append("| " + " | ".join(v if c == "step" or not v else f"{float(v):.3f}" for c, v in zip(columns, cells)) + " |")
+        cells = [(rows[step].get(c) or "", c) for c in columns]
+        lines.append("| " + " | ".join(v if c == "step" or not v else f"{float(v):.3f}" for v, c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

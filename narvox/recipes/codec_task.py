@@ -104,8 +104,9 @@ class CodecTask(Task):
         self.save_hyperparameters()
         self.automatic_optimization = False  # generator and discriminator take turns
         self.model = CodecModel(CodecConfig(**model))
-        self.loss_cfg = {"mel": 1.0, "time": 0.1, "commit": 1.0, "semantic": 1.0, "adversarial": 1.0, "feature": 2.0,
-                         "adversarial_from": 0, "quantizer_from": 0, "quantizer_dropout": 0.5, "disc_filters": 16, **(loss or {})}
+        self.loss_cfg = {"mel": 1.0, "time": 0.1, "commit": 1.0, "semantic": 1.0, "adversarial": 1.0,
+                         "feature": 2.0, "adversarial_from": 0, "quantizer_from": 0, "quantizer_dropout": 0.5,
+                         "disc_filters": 16, **(loss or {})}
         self.optim_cfg = {"lr": 5e-4, "disc_lr": 2e-4, "warmup_steps": 200, "max_steps": 10000,
                           "final_lr_ratio": 0.1, "grad_clip": 10.0, **(optim or {})}
         self.mel_loss = MultiScaleMelLoss(self.model.config.sample_rate)
@@ -119,11 +120,10 @@ class CodecTask(Task):
         self._step_started: float | None = None
 
     def _depth(self) -> int:
-        """0 (no quantizer) during the quantizer warm-up: a fresh SEANet encoder's output hardly
-        depends on its input (biases dominate), so codebooks k-means-initialised on it collapse to
-        one code, and the codec never learns (measured: codebook 1 used 1 code from step 25 on,
-        and validation STOI stuck at 0.48 after 1,000 steps). The autoencoder first learns a
-        latent worth quantizing; the codebooks are initialised on it at the first quantized step.
+        """0 (no quantizer) for the first `quantizer_from` steps, so the codebooks are k-means
+        initialised on a latent the autoencoder has learned, not on a fresh encoder's, which hardly
+        depends on its input (the collapse this guards against, with CodecConfig.encoder_bias,
+        which is what cured it: codebook 1 on 1 code from step 25, validation STOI stuck at 0.48).
         After it, quantizer dropout: half the batches use a random number of codebooks. Drawn from the
         step count, which every DDP rank holds alike: a codebook's first use and its dead-code
         expiry broadcast to all ranks, so all must run the same codebooks (the global `random`
