@@ -83,7 +83,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rtf-utts", type=int, default=60)
     p.add_argument("--max-utts", type=int, help="quality on the first N utterances (default: all)")
-    p.add_argument("--asr", default="ctc")
+    p.add_argument("--asr", default="ctc", help="narvox ASR model judging intelligibility; 'none' to skip")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
     data = read_data_dir(args.data)
@@ -96,7 +96,8 @@ def main(argv=None) -> None:
         print(name, speed[name], flush=True)
     speed.update(utterances=len(wavs), seconds=sum(len(w) for w in wavs) / codec.sample_rate,
                  onnx_speedup=sum(speed["pytorch"].values()) / sum(speed["onnxruntime"].values()))
-    result = evaluate(args.codec, args.data, asr_model=args.asr, max_utts=args.max_utts, num_threads=args.threads)
+    asr = None if args.asr == "none" else args.asr
+    result = evaluate(args.codec, args.data, asr_model=asr, max_utts=args.max_utts, num_threads=args.threads)
     result.update(speed=speed, threads=args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "codec.json").write_text(json.dumps(result, indent=2) + "\n")
