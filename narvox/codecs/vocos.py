@@ -51,8 +51,8 @@ class InverseSTFT(nn.Module):
         if n_fft != 4 * hop:
             raise ValueError(f"inverse STFT overlap-adds quarters: n_fft {n_fft} must be 4 x hop {hop}")
         self.n_fft, self.hop = n_fft, hop
-        bins, half = n_fft // 2 + 1, n_fft // 2 + 1
-        n = torch.arange(half, dtype=torch.float64)
+        bins = n_fft // 2 + 1  # also the samples 0..n_fft/2 that the bases produce
+        n = torch.arange(bins, dtype=torch.float64)
         k = torch.arange(bins, dtype=torch.float64)[:, None]
         # DC and Nyquist appear once in a real spectrum, every other bin twice (with its mirror)
         weight = torch.full((bins, 1), 2.0, dtype=torch.float64)
