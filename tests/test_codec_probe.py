@@ -43,10 +43,16 @@ def test_fewest_pieces():
 def test_probe_runs_on_tiny_corpus(tiny_corpus, tmp_path):
     probe = load_probe()
     out = tmp_path / "probe"
+    # the shipped recognizer's vocabulary without its bpe.model, as tools/bundle_weights.py leaves it
+    tokenizer = tmp_path / "tokenizer"
+    tokenizer.mkdir()
+    (tokenizer / "tokens.txt").write_bytes((ROOT / "narvox/pretrained/asr/ctc/tokens.txt").read_bytes())
+    (tokenizer / "tokenizer.json").write_text(json.dumps({"kind": "bpe", "form": "word_start"}))
     # the same codec twice: one row each, and the same seed, data and steps give the same numbers
     result = probe.main(["--codecs", str(CODEC), str(CODEC), "--labels", "a", "b",
                          "--train", str(tiny_corpus / "train"), "--valid", str(tiny_corpus / "dev"),
                          "--train-utts", "6", "--valid-utts", "3", "--steps", "15", "--threads", "1",
+                         "--tokenizer", str(tokenizer),
                          "--out", str(out)])
     saved = json.loads(out.with_suffix(".json").read_text())
     assert saved == json.loads(json.dumps(result))
