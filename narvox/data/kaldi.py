@@ -9,6 +9,7 @@ narvox.data.rules. Everything narvox writes passes Kaldi's
 """
 from __future__ import annotations
 
+import logging
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from tqdm import tqdm
 from narvox import audio
 from narvox.data.rules import EXTRA_TABLES, c_sort_key, load_tables, problems_in, validate_data_dir
 from narvox.errors import AudioError, DataDirError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -216,3 +219,18 @@ def read_data_dir(path: str | Path) -> DataDir:
     return DataDir(wav_scp=table("wav.scp"), text=table("text"), utt2spk=table("utt2spk"),
                    segments=segments, utt2dur=utt2dur,
                    extra={n: table(n) for n in EXTRA_TABLES if n in tables})
+
+
+def write_corpus_part(corpus: str, part_dir: Path, problems: list[str], wav: dict[str, str], text: dict[str, str],
+                      raw: dict[str, str], utt2spk: dict[str, str], out_dir: str | Path, expected: str) -> DataDir:
+    """The last step of a corpus importer (LibriSpeech, LibriTTS): refuse a part with problems,
+    listing every one, or none of the `expected` files; else write its data dir (`text_raw` the
+    transcript as the corpus spells it)."""
+    if problems:
+        raise DataDirError(f"{corpus} {part_dir.name} in {part_dir} is inconsistent:\n" + "\n".join(problems))
+    if not wav:
+        raise DataDirError(f"{part_dir}: no {expected} found")
+    data = DataDir(wav_scp=wav, text=text, utt2spk=utt2spk, extra={"text_raw": raw})
+    write_data_dir(data, out_dir)
+    log.info("%s: %d utterances, %d speakers -> %s", part_dir.name, len(data), len(data.speakers), out_dir)
+    return data

@@ -9,14 +9,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from narvox.data.kaldi import DataDir, write_data_dir
+from narvox.data.kaldi import DataDir, write_corpus_part
 from narvox.errors import DataDirError
 from narvox.text.normalize import normalize
 
-log = logging.getLogger(__name__)
 PARTS = ("dev-clean", "dev-other", "test-clean", "test-other", "train-clean-100",
          "train-clean-360", "train-other-500")
-
 
 def find_part(root: str | Path, part: str) -> Path:
     root = Path(root)
@@ -25,7 +23,6 @@ def find_part(root: str | Path, part: str) -> Path:
             return candidate
     raise DataDirError(f"no LibriSpeech part '{part}' under {root} (looked for "
                        f"{root}/LibriSpeech/{part} and {root}/{part})")
-
 
 def prepare_part(root: str | Path, part: str, out_dir: str | Path) -> DataDir:
     """One part -> one data dir. A transcript line without audio, or audio without a
@@ -53,15 +50,8 @@ def prepare_part(root: str | Path, part: str, out_dir: str | Path) -> DataDir:
         for audio in sorted(chapter_dir.glob("*.flac")):
             if audio.stem not in listed:
                 problems.append(f"{audio}: no line in {trans.name}")
-    if problems:
-        raise DataDirError(f"LibriSpeech {part} in {part_dir} is inconsistent:\n" + "\n".join(problems))
-    if not wav:
-        raise DataDirError(f"{part_dir}: no *.trans.txt files found")
-    data = DataDir(wav_scp=wav, text=text, utt2spk=utt2spk, extra={"text_raw": raw})
-    write_data_dir(data, out_dir)
-    log.info("%s: %d utterances, %d speakers -> %s", part, len(data), len(data.speakers), out_dir)
-    return data
-
+    return write_corpus_part("LibriSpeech", part_dir, problems, wav, text, raw, utt2spk, out_dir,
+                             "*.trans.txt files")
 
 def main(argv: list[str] | None = None) -> None:
     import argparse
@@ -73,7 +63,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     for part in args.parts:
         prepare_part(args.root, part, Path(args.out) / part.replace("-", "_"))
-
 
 if __name__ == "__main__":
     main()

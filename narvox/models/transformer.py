@@ -94,12 +94,16 @@ class TransformerStack(nn.Module):
         return torch.stack([k for k, _ in kv]), torch.stack([v for _, v in kv])
 
     def step(self, x: Tensor, cache: KVCache | None = None, cross_kv: KVCache | None = None,
-             memory_mask: Tensor | None = None, cond: Tensor | None = None) -> tuple[Tensor, KVCache]:
-        """Extend cached sequences by x [B, n, D] (one token, or a prompt at once), causally:
-        each new position sees the cached ones and the new ones up to itself. Returns the output
-        [B, n, D] and the cache grown by n; `cache` None is the empty one."""
+             memory_mask: Tensor | None = None, cond: Tensor | None = None,
+             mask: Tensor | None = None) -> tuple[Tensor, KVCache]:
+        """Extend cached sequences by x [B, n, D] (one token, or a prompt at once). Returns the
+        output [B, n, D] and the cache grown by n; `cache` None is the empty one.
+        mask: bool broadcastable to [B, n, past + n], True where attention is allowed; by default
+        causal (each new position sees the cached ones and the new ones up to itself). A model
+        with a bidirectional prefix or padded prompts inside its cache passes its own."""
         past = 0 if cache is None else cache[0].size(3)
-        mask = causal_mask(x.size(1), past, x.device)[None]
+        if mask is None:
+            mask = causal_mask(x.size(1), past, x.device)[None]
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
             x, (k, v) = layer(x, mask, memory_mask=memory_mask, cache=_layer_kv(cache, i),

@@ -1,0 +1,204 @@
+"""What every TTS backend is made of: the config, the phone encoder, code embeddings and heads,
+the slot layout of a [text | prompt | target] sequence with its masks, and the generation call
+all backends answer.
+
+A backend differs from another only in the order in which it generates codes (autoregressive,
+masked, pseudo-autoregressive); the conditioning, how text reaches the frames, is a setting:
+
+- "prefix" (VALL-E, as published): the phones of the prompt's and the target's text are a
+  bidirectional prefix that the audio attends to; the alignment is learned implicitly.
+- "aligned": a learned monotonic alignment (narvox.tts.aligner) gives each target frame the phone
+  it belongs to, added to the frame's input; a duration predictor sets the length.
+
+Batches of unequal lengths are laid out slot by slot, each segment padded to the batch's
+longest: [text | prompt | target]. Padding is masked out of every attention and audio positions
+are counted per item, so an item's result never depends on its batch-mates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from narvox.models.attention import PositionalEncoding, padding_mask
+from narvox.models.transformer import DecoderConfig, TransformerStack
+from narvox.tts.sampling import SamplingOptions
+
+CONDITIONINGS = ("prefix", "aligned")
+
+
+@dataclass
+class TtsConfig:
+    backend: str = "ar"
+    conditioning: str = "aligned"
+    n_phones: int = 0            # the phone vocabulary (set by the recipe from tokens.txt)
+    codebook_size: int = 1024
+    n_codebooks: int = 4         # how many codec levels the model generates (fewer is cheaper)
+    d_model: int = 192
+    n_heads: int = 4
+    d_ff: int = 768
+    phone_layers: int = 3        # the phone encoder of every stage
+    layers: int = 6              # the codebook-1 stage
+    residual_layers: int = 4     # the stage of codebooks 2..Q
+    dropout: float = 0.1
+    align_dim: int = 80          # the aligner's embedding width
+    cond_drop: float = 0.1       # share of training items without text (for classifier-free guidance)
+
+    def __post_init__(self):
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}")
+        if self.n_codebooks < 1:
+            raise ValueError("n_codebooks must be >= 1")
+
+    def stack(self, n_layers: int) -> DecoderConfig:
+        return DecoderConfig(self.d_model, self.n_heads, self.d_ff, n_layers, self.dropout)
+
+    # code ids past the codebook: an end token the codebook-1 stage emits (prefix conditioning),
+    # the start token before a target's first frame, a mask token (masked backends)
+    @property
+    def eos(self) -> int:
+        return self.codebook_size
+
+    @property
+    def bos(self) -> int:
+        return self.codebook_size + 1
+
+    @property
+    def mask_id(self) -> int:
+        return self.codebook_size + 2
+
+    @property
+    def code_vocab(self) -> int:
+        return self.codebook_size + 3
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """How to generate. `durations`: per item, the target's length in codec frames (None: the
+    duration predictor's, or the end token's under the prefix conditioning); `speed` divides
+    predicted durations. `max_frames_per_phone` caps a prefix-conditioned AR that never emits
+    its end token (speech here runs at about 4 frames per phone)."""
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    seed: int | None = None
+    durations: tuple[int, ...] | None = None
+    speed: float = 1.0
+    max_frames_per_phone: float = 8.0
+
+    def __post_init__(self):
+        if self.speed <= 0:
+            raise ValueError(f"speed must be > 0, got {self.speed}")
+
+
+class PhoneEncoder(nn.Module):
+    """Phone ids [B, L] -> states [B, L, D]: embedding, positions, bidirectional layers."""
+
+    def __init__(self, c: TtsConfig):
+        super().__init__()
+        self.embedding = nn.Embedding(c.n_phones, c.d_model)
+        self.positions = PositionalEncoding(c.d_model, c.dropout)
+        self.stack = TransformerStack(c.stack(c.phone_layers))
+
+    def forward(self, phones: Tensor, lens: Tensor) -> Tensor:
+        mask = padding_mask(lens, phones.size(1))
+        x = self.stack(self.positions(self.embedding(phones)), mask[:, None, :])
+        return x * mask[:, :, None]
+
+
+class CodeEmbedding(nn.Module):
+    """One table per codebook (with the special ids of TtsConfig); a frame's embedding is the sum
+    over the codebooks given. codes [B, Q', T] with Q' <= Q -> [B, T, D]."""
+
+    def __init__(self, n_codebooks: int, vocab: int, dim: int):
+        super().__init__()
+        self.tables = nn.ModuleList(nn.Embedding(vocab, dim) for _ in range(n_codebooks))
+
+    def forward(self, codes: Tensor) -> Tensor:
+        return sum(self.tables[q](codes[:, q]) for q in range(codes.size(1)))
+
+
+def pad_1d(seqs: list[Tensor], value: int = 0) -> tuple[Tensor, Tensor]:
+    """Right-pad 1-D tensors into [B, T]; returns it and the lengths."""
+    lens = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), max(int(lens.max()), 1)), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = s
+    return out, lens
+
+
+def pad_codes(seqs: list[Tensor], value: int = 0) -> tuple[Tensor, Tensor]:
+    """Right-pad [Q, T] tensors into [B, Q, T]; returns it and the lengths."""
+    lens = torch.tensor([s.size(1) for s in seqs], dtype=torch.long)
+    out = torch.full((len(seqs), seqs[0].size(0), max(int(lens.max()), 1)), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :, :s.size(1)] = s
+    return out, lens
+
+
+def join_text(prompt_phones: Tensor, prompt_lens: Tensor, phones: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+    """Per item, the prompt's phones followed by the target's, right-padded: [B, Lp + L]."""
+    total = prompt_lens + lens
+    width = max(int(total.max()), 1)
+    slots = torch.arange(width)[None, :]
+    from_target = (slots - prompt_lens[:, None]).clamp(min=0, max=phones.size(1) - 1)
+    out = torch.where(slots < prompt_lens[:, None],
+                      prompt_phones.gather(1, slots.clamp(max=prompt_phones.size(1) - 1).expand(len(lens), -1)),
+                      phones.gather(1, from_target))
+    return out.masked_fill(slots >= total[:, None], 0), total
+
+
+@dataclass
+class Layout:
+    """Slots [text | prompt | target], each segment padded to the batch's longest."""
+    text_lens: Tensor    # [B] (zeros under the aligned conditioning)
+    prompt_lens: Tensor  # [B]
+    target_lens: Tensor  # [B]
+    n_text: int
+    n_prompt: int
+    n_target: int
+
+    @property
+    def size(self) -> int:
+        return self.n_text + self.n_prompt + self.n_target
+
+    def valid(self) -> Tensor:
+        """[B, S] True on real slots."""
+        return torch.cat([padding_mask(self.text_lens, self.n_text), padding_mask(self.prompt_lens, self.n_prompt),
+                          padding_mask(self.target_lens, self.n_target)], dim=1)
+
+    def audio_positions(self) -> Tensor:
+        """[B, n_prompt + n_target]: a prompt slot's index, then each target slot counted on from
+        the item's own prompt length (the gap of padding between them does not count)."""
+        slots = torch.arange(self.n_prompt + self.n_target)[None, :]
+        return torch.where(slots < self.n_prompt, slots, slots - self.n_prompt + self.prompt_lens[:, None])
+
+    def mask(self, causal: bool, text_visible: Tensor | None = None) -> Tensor:
+        """[B, S, S] True where slot s may attend slot r: real slots only; text attends text;
+        audio attends text and (causal) earlier audio or (not causal) all audio. text_visible
+        [B] False hides an item's text from its audio (the unconditional half of CFG). Every
+        slot may attend itself, so padded rows are not all-masked (which gives nan)."""
+        valid = self.valid()
+        s = torch.arange(self.size)
+        is_text = s < self.n_text
+        keys = valid[:, None, :]
+        if text_visible is not None:
+            keys = keys & (~is_text[None, None, :] | text_visible[:, None, None] | is_text[None, :, None])
+        audio_rule = (s[None, :] <= s[:, None]) if causal else torch.ones(self.size, self.size, dtype=torch.bool)
+        rule = torch.where(is_text[:, None], is_text[None, :], is_text[None, :] | audio_rule)
+        return (keys & rule[None]) | torch.eye(self.size, dtype=torch.bool)[None]
+
+
+class TtsBackend(nn.Module):
+    """What the API, the benchmark and the evaluation see of any backend."""
+    config: TtsConfig
+
+    def generate(self, phones: list[Tensor], prompts: list[Tensor], prompt_phones: list[Tensor] | None = None,
+                 options: GenerateOptions = GenerateOptions()) -> list[Tensor]:
+        """phones: per item the target text's phone ids [L]; prompts: the prompt's codes [Q, P]
+        (at least the model's n_codebooks levels); prompt_phones: the prompt text's phone ids
+        (the prefix conditioning needs them). Returns per item codes [n_codebooks, F]."""
+        raise NotImplementedError
+
+    def loss(self, batch: dict, step: int = 0) -> dict[str, Tensor]:
+        """Training losses (the key "loss" is their weighted sum) and accuracies of a batch."""
+        raise NotImplementedError
