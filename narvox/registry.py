@@ -100,6 +100,8 @@ TRAINING_KINDS = {k.name: k for k in (
                  "narvox.asr.paraformer:ParaformerConfig", ("paraformer",), fbank="funasr", lfr=True),
     TrainingKind("codec", "codec", "narvox.codecs.model:CodecModel", "narvox.codecs.model:CodecConfig",
                  ("codec",)),
+    # bundle kinds of the TTS backends come with their ONNX export
+    TrainingKind("valle", "tts", "narvox.tts.ar:ValleTTS", "narvox.tts.core:TtsConfig", ()),
 )}
 
 

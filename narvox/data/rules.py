@@ -25,7 +25,7 @@ from narvox.errors import DataDirError
 log = logging.getLogger(__name__)
 
 REQUIRED = ("wav.scp", "text", "utt2spk")
-EXTRA_TABLES = ("text_raw", "utt2gender", "utt2lang")  # other "<utt> <value>" files, carried along
+EXTRA_TABLES = ("text_raw", "text_phones", "utt2gender", "utt2lang")  # other "<utt> <value>" files, carried along
 # (least, most) fields on a line of each file keyed by utterance (wav.scp is keyed by recording when
 # there are segments). spk2utt is not here: it is checked whole against utt2spk and rebuilt from it.
 FIELDS: dict[str, tuple[int, int | None]] = {

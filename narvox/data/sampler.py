@@ -83,3 +83,22 @@ class DurationBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.all_batches()) // self.world_size
+
+
+def _seed_worker_rng(worker_id: int) -> None:
+    """Each loader worker's dataset draws from its own stream (datasets keep theirs in `.rng`)."""
+    import numpy as np
+    import torch
+    info = torch.utils.data.get_worker_info()
+    info.dataset.rng = np.random.default_rng(torch.initial_seed() % 2**32)
+
+
+def bucketed_loader(dataset, durations: Sequence[float], max_seconds: float, collate, shuffle: bool,
+                    seed: int = 0, num_workers: int = 1):
+    """A DataLoader of DurationBatchSampler batches over `dataset`. Built when Lightning asks for
+    it, after DDP has started, so the sampler finds its rank and world size."""
+    from torch.utils.data import DataLoader
+    sampler = DurationBatchSampler(durations, max_seconds, shuffle=shuffle, seed=seed)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+                      worker_init_fn=_seed_worker_rng if num_workers else None,
+                      persistent_workers=num_workers > 0)

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from narvox.asr.frontend import AsrFrontend
 from narvox.data.feats_dump import FbankDump
-from narvox.data.sampler import DurationBatchSampler
+from narvox.data.sampler import bucketed_loader
 from narvox.errors import TextError
 from narvox.text.tokens import Tokenizer
 
@@ -77,11 +77,6 @@ def collate(batch: list[tuple[np.ndarray, list[int]]]) -> dict[str, torch.Tensor
     return {"feats": feats, "feat_lens": feat_lens, "targets": targets, "target_lens": target_lens}
 
 
-def _worker_seed(worker_id: int) -> None:
-    info = torch.utils.data.get_worker_info()
-    info.dataset.rng = np.random.default_rng(torch.initial_seed() % 2**32)
-
-
 class AsrDataModule(L.LightningDataModule):
     shards_by_rank = True  # DurationBatchSampler takes each rank's batches itself
 
@@ -99,11 +94,7 @@ class AsrDataModule(L.LightningDataModule):
         self.valid = AsrDataset(self.valid_dir, self.tokenizer, self.frontend)
 
     def _loader(self, ds: AsrDataset, shuffle: bool) -> DataLoader:
-        # the sampler asks torch.distributed for rank/world when the loader is built (after DDP init)
-        sampler = DurationBatchSampler(ds.durations, self.max_seconds, shuffle=shuffle, seed=self.seed)
-        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
-                          worker_init_fn=_worker_seed if self.num_workers else None,
-                          persistent_workers=self.num_workers > 0)
+        return bucketed_loader(ds, ds.durations, self.max_seconds, collate, shuffle, self.seed, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, shuffle=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from narvox.codecs.narvox_codec import save_codec_dir
 from narvox.codecs.teacher import RecognizerFeatures
 from narvox.data.kaldi import read_data_dir
 from narvox.eval.codec import stoi
-from narvox.recipes.trainer import Task
+from narvox.recipes.trainer import TimedTask, warmup_then_decay
 
 
 class AudioCrops(Dataset):
@@ -94,7 +93,7 @@ class CodecDataModule(L.LightningDataModule):
         return DataLoader(self.valid, batch_size=self.batch_size, collate_fn=self.collate, num_workers=0)
 
 
-class CodecTask(Task):
+class CodecTask(TimedTask):
     kind = "codec"
     monitor = "val_stoi"
     mode = "max"
@@ -115,9 +114,6 @@ class CodecTask(Task):
             filters=self.loss_cfg["disc_filters"], n_ffts=n_ffts, hop_lengths=[n // 4 for n in n_ffts],
             win_lengths=n_ffts)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # generator updates; in checkpoints
-        # training time over all runs that resumed this one: the x axis of the learning curves
-        self.register_buffer("train_seconds", torch.zeros((), dtype=torch.float64))
-        self._step_started: float | None = None
 
     def _depth(self) -> int:
         """0 (no quantizer) for the first `quantizer_from` steps, so the codebooks are k-means
@@ -155,12 +151,6 @@ class CodecTask(Task):
             # the codebook from its statistics, as encodec's EuclideanCodebook.forward computes it
             smoothed = laplace_smoothing(book.cluster_size, book.codebook_size, book.epsilon)
             book.embed.copy_(book.embed_avg / (smoothed * book.cluster_size.sum())[:, None])
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        self._step_started = time.perf_counter()
-
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        self.train_seconds += time.perf_counter() - self._step_started
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         opt_g, opt_d = self.optimizers()
@@ -222,13 +212,11 @@ class CodecTask(Task):
                 self.log("val_stoi", score, prog_bar=True, **log)
         if semantic is not None:
             self.log("val_semantic", semantic_distance(semantic, batch["semantic"]), **log)
-        self.log("train_minutes", self.train_seconds.float() / 60, **log)
+        self.log_train_minutes(**log)
 
     def _schedule(self, step: int) -> float:
         o = self.optim_cfg
-        warm = min(1.0, (step + 1) / o["warmup_steps"])
-        decay = o["final_lr_ratio"] ** min(1.0, step / o["max_steps"])
-        return warm * decay
+        return warmup_then_decay(step, o["warmup_steps"], o["max_steps"], o["final_lr_ratio"])
 
     def configure_optimizers(self):
         o = self.optim_cfg

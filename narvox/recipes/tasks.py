@@ -12,7 +12,7 @@ from typing import Callable
 
 import pytorch_lightning as L
 
-from narvox.recipes import asr_task, codec_task
+from narvox.recipes import asr_task, codec_task, tts_task
 from narvox.recipes.trainer import Task
 
 
@@ -30,4 +30,5 @@ class TaskEntry:
 TASKS = {e.task.kind: e for e in (
     TaskEntry(asr_task.AsrTask, asr_task.add_arguments, asr_task.build, asr_task.write_model),
     TaskEntry(codec_task.CodecTask, codec_task.add_arguments, codec_task.build, codec_task.write_codec),
+    TaskEntry(tts_task.TtsTask, tts_task.add_arguments, tts_task.build, tts_task.write_model),
 )}

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import time
 from pathlib import Path
 from typing import ClassVar
 
 import pytorch_lightning as L
+import torch
 import yaml
 from pytorch_lightning.callbacks import Checkpoint, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -36,6 +38,33 @@ class Task(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # averaging reads it to know which task turns the weights into an output directory
         checkpoint[TASK_KEY] = self.kind
+
+
+class TimedTask(Task):
+    """A Task that counts its training time over every run that resumed it (a buffer, so it is in
+    the checkpoints) and logs it with validation as `train_minutes`: the x axis of learning curves
+    against CPU or GPU time."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("train_seconds", torch.zeros((), dtype=torch.float64))
+        self._step_started: float | None = None
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self._step_started = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        self.train_seconds += time.perf_counter() - self._step_started
+
+    def log_train_minutes(self, **log_options) -> None:
+        self.log("train_minutes", self.train_seconds.float() / 60, **log_options)
+
+
+def warmup_then_decay(step: int, warmup_steps: int, max_steps: int, final_lr_ratio: float) -> float:
+    """The learning-rate factor: linear warm-up, then exponential decay to `final_lr_ratio` at
+    `max_steps` (held there after)."""
+    warm = min(1.0, (step + 1) / warmup_steps)
+    return warm * final_lr_ratio ** min(1.0, step / max_steps)
 
 
 def checkpoint_score(path: Path, monitor: str) -> float | None:

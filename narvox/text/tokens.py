@@ -137,6 +137,9 @@ class PhoneTokenizer(Tokenizer):
     def join(self, symbols: list[str]) -> str:
         return " ".join(symbols)
 
+    def meta(self) -> dict:
+        return {**super().meta(), "language": self.language}
+
 
 class BpeTokenizer(Tokenizer):
     """sentencepiece BPE in one of two symbol forms (FORMS), fixed when the vocabulary is trained:
@@ -246,7 +249,7 @@ def load_tokenizer(directory: str | Path) -> Tokenizer:
     if meta["kind"] == "char":
         return CharTokenizer(table)
     if meta["kind"] == "phone":
-        return PhoneTokenizer(table)
+        return PhoneTokenizer(table, meta.get("language", "en-us"))
     if meta["kind"] == "bpe":
         return BpeTokenizer(table, directory / "bpe.model", meta["form"])
     raise TextError(f"{directory / 'tokenizer.json'}: unknown tokenizer kind '{meta['kind']}'")

@@ -30,7 +30,6 @@ CONDITIONINGS = ("prefix", "aligned")
 
 @dataclass
 class TtsConfig:
-    backend: str = "ar"
     conditioning: str = "aligned"
     n_phones: int = 0            # the phone vocabulary (set by the recipe from tokens.txt)
     codebook_size: int = 1024

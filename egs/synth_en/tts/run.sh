@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# TTS on the embedded synthetic English corpus: data, codec tokens, phones, train, package.
+#   ./run.sh                                             # VALL-E, aligned conditioning, CPU size
+#   ./run.sh --config conf/valle_prefix.yaml --exp exp/valle_prefix
+#   ./run.sh --size mini --train-args "optim.max_steps=200"
+#   ./run.sh --ngpu 1 --config conf/valle_aligned_gpu.yaml --exp exp/valle_aligned_gpu
+# Stage 0 (data) is here; stages 1-4 are utils/tts.sh (shared by every corpus), which takes
+# every other option.
+set -euo pipefail
+stage=0
+stop_stage=100
+nj=2
+size=full             # corpus: tiny | mini | full | hours
+help_args="[utils/tts.sh options]"
+. ./path.sh
+forward_options=true  # the options this script does not define are utils/tts.sh's
+. utils/parse_options.sh
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  echo "stage 0: data ($size corpus in ../corpus/$size, linked from data/)"
+  local/data.sh --size "$size" --nj "$nj" --link data "../corpus/$size"
+fi
+
+utils/tts.sh --stage $((stage > 1 ? stage : 1)) --stop-stage "$stop_stage" \
+  --train-set train --valid-set dev --test-sets "test_seen test_unseen_voice" "$@"
