@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The TTS recipe's stages after data preparation, shared by every corpus.
 # A corpus's run.sh prepares Kaldi data dirs under data/ (stage 0) and calls this script.
-#   stage 1 codec tokens | 2 phones | 3 train | 4 package
+#   stage 1 codec tokens | 2 phones | 3 train | 4 package | 5 evaluate
 set -euo pipefail
 stage=1
 stop_stage=100
@@ -16,6 +16,9 @@ codec=narvox          # the codec whose tokens the model learns and speaks throu
 language=en-us        # espeak-ng voice of the phonemizer
 lang=data/lang_phone  # the phone vocabulary, built from the training set
 n_best=1              # checkpoints (best validation loss) averaged into the model
+eval_utts=""          # evaluate on the first N utterances of each test set (default: all)
+judges="ctc pocketsphinx"  # ASR judges of intelligibility (narvox ASR models or pocketsphinx)
+curve_utts=30         # dev utterances judged per curve checkpoint
 train_args=""         # config overrides, e.g. "optim.max_steps=100 data.max_seconds=20"
 help_args=""
 . ./path.sh
@@ -57,4 +60,21 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   utils/need.sh 4 "$exp/checkpoints/last.ckpt"
   echo "stage 4: average the $n_best best checkpoints of $exp into $model"
   python -m narvox.recipes.average --exp-dir "$exp" --n-best "$n_best" --out "$model"
+fi
+
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  utils/need.sh 5 "$model/model.pt"
+  : > "$exp/RESULTS.md"
+  for s in $test_sets; do
+    echo "stage 5: evaluate on $s"
+    $decode_cmd $exp/log/eval_$s.log python -m narvox.recipes.tts_eval --model "$model" --data data/$s \
+      --codec "$codec" --out "$exp/eval_$s" ${eval_utts:+--max-utts $eval_utts} --judges $judges
+    { cat "$exp/eval_$s.md"; echo; } >> "$exp/RESULTS.md"
+  done
+  if ls "$exp"/checkpoints/curve-step*.ckpt > /dev/null 2>&1; then
+    echo "stage 5: learning curve on data/$valid_set"
+    python -m narvox.recipes.tts_eval --curve "$exp" --data data/$valid_set --codec "$codec" \
+      --max-utts "$curve_utts" --judges ctc >> "$exp/RESULTS.md"
+  fi
+  echo "stage 5: results in $exp/RESULTS.md"
 fi

@@ -6,6 +6,8 @@ What it owns, so that no family copies it:
 - `exp_dir/checkpoints/`: the `average.n_best` best checkpoints by the task's validation metric,
   named `step<N>-<metric>=<value>.ckpt` (what narvox.recipes.average ranks), and `last.ckpt`,
   which always holds the latest weights and which a new run on the same exp_dir resumes from;
+  with `curve_every_n_steps: N`, also the weights every N steps (`curve-step<N>.ckpt`), for
+  learning curves of metrics too slow to compute while training (a TTS model's judged WER);
 - logs: CSV in `exp_dir/logs`, and TensorBoard in `exp_dir/tensorboard` when tensorboard is
   installed (narvox does not depend on it);
 - the hardware: the config's `trainer` section goes to Lightning's Trainer as it is
@@ -124,8 +126,12 @@ def fit(task: Task, datamodule: L.LightningDataModule, config: dict, exp_dir: st
                            filename=f"step{{step:07d}}-{task.monitor}={{{task.monitor}:.4f}}",
                            auto_insert_metric_name=False)
     last = checkpoints / "last.ckpt"
-    trainer = L.Trainer(default_root_dir=exp_dir, logger=_loggers(exp_dir),
-                        callbacks=[best, LastCheckpoint(last), LearningRateMonitor()],
+    callbacks = [best, LastCheckpoint(last), LearningRateMonitor()]
+    if config.get("curve_every_n_steps"):  # weights for a learning curve judged after training
+        callbacks.append(ModelCheckpoint(dirpath=checkpoints, filename="curve-step{step:07d}", save_top_k=-1,
+                                         every_n_train_steps=config["curve_every_n_steps"], save_weights_only=True,
+                                         auto_insert_metric_name=False))
+    trainer = L.Trainer(default_root_dir=exp_dir, logger=_loggers(exp_dir), callbacks=callbacks,
                         use_distributed_sampler=not getattr(datamodule, "shards_by_rank", False),
                         **config.get("trainer", {}))
     trainer.fit(task, datamodule=datamodule, ckpt_path=last if last.is_file() else None)

@@ -1,0 +1,231 @@
+"""Evaluate a TTS model on a data directory: every utterance's text is synthesized in the voice of
+ANOTHER utterance of the same speaker (the prompt), then judged against the real recording of the
+same sentence by the same voice.
+
+- intelligibility: WER and CER of two judges (narvox's CTC recognizer, and PocketSphinx, which
+  owes narvox nothing) on the synthesized audio and on the real recordings; the ratio is the
+  figure, as it cancels the judge's own weakness;
+- speaker similarity: cosine of Resemblyzer embeddings, prompt vs output, beside prompt vs the real
+  recording;
+- robustness: outputs longer than 1.5x or shorter than 0.5x the real recording, and empty ones;
+- speed: generation real-time factor (model + codec decoder, as run).
+
+    python -m narvox.recipes.tts_eval --model exp/valle_aligned/model --data data/test_seen \
+        --out exp/valle_aligned/eval_test_seen [--max-utts 100]
+    python -m narvox.recipes.tts_eval --curve exp/valle_aligned --data data/dev --max-utts 30 --judges ctc
+        # judge WER/CER of every curve-step*.ckpt against training minutes
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from narvox.codecs.dump import CodesFile, codes_path
+from narvox.data.kaldi import DataDir, read_data_dir
+from narvox.eval.wer import error_rates
+from narvox.text.tokens import TokenTable
+from narvox.tts.core import GenerateOptions, TtsBackend
+from narvox.tts.sampling import SamplingOptions
+
+log = logging.getLogger(__name__)
+JUDGES = ("ctc", "pocketsphinx")
+
+
+@dataclass
+class Item:
+    utt: str
+    phones: torch.Tensor         # target text's phone ids
+    prompt_utt: str
+    prompt: torch.Tensor         # [Q, P] codes
+    prompt_phones: torch.Tensor  # the prompt's phone ids (its whole text; empty for a crop)
+    prompt_start: int            # first frame of the prompt in its utterance
+
+
+def choose_prompts(data: DataDir, codes: CodesFile, table: TokenTable, whole_text: bool,
+                   prompt_seconds: float = 3.0, max_seconds: float = 6.0) -> tuple[list[Item], list[str]]:
+    """Per utterance, the next utterance of the same speaker (in id order, cyclically) as the
+    prompt: its middle `prompt_seconds`, or, when the prompt's text must be given (`whole_text`,
+    the prefix conditioning), the next one of at most `max_seconds` whole. Deterministic, so
+    every model is judged on the same pairs. Returns the items and the utterances left out because
+    their speaker has no other one (the caller reports them)."""
+    frame_rate = codes.identity["frame_rate"]
+    ids = lambda utt: torch.tensor([table[p] for p in data.extra["text_phones"][utt].split()])
+    items, alone = [], []
+    for utt in data.utt_ids:
+        mates = data.spk2utt[data.utt2spk[utt]]
+        if len(mates) < 2:
+            alone.append(utt)
+            continue
+        k = mates.index(utt)
+        order = mates[k + 1:] + mates[:k]
+        if whole_text:
+            fits = [u for u in order if codes[u].shape[1] <= max_seconds * frame_rate]
+            other = fits[0] if fits else order[0]
+            c = codes[other]
+            items.append(Item(utt, ids(utt), other, torch.from_numpy(c), ids(other), 0))
+        else:
+            other = order[0]
+            c = codes[other]
+            n = int(prompt_seconds * frame_rate)
+            start = max(0, (c.shape[1] - n) // 2)
+            items.append(Item(utt, ids(utt), other, torch.from_numpy(c[:, start:start + n]),
+                              torch.zeros(0, dtype=torch.long), start))
+    return items, alone
+
+
+def synthesize(model: TtsBackend, codec, items: list[Item], options: GenerateOptions,
+               batch_size: int = 8) -> tuple[list[np.ndarray], float]:
+    """Audio of every item (batches of similar text length) and the seconds it took."""
+    order = sorted(range(len(items)), key=lambda i: len(items[i].phones))
+    audio: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(items)
+    start = time.perf_counter()
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        codes = model.generate([items[i].phones for i in idx], [items[i].prompt for i in idx],
+                               [items[i].prompt_phones for i in idx], options)
+        lengths = [c.shape[1] for c in codes]
+        padded = np.zeros((len(idx), codes[0].shape[0], max(max(lengths), 1)), dtype=np.int64)
+        for row, c in enumerate(codes):
+            padded[row, :, :c.shape[1]] = c.numpy()
+        wavs = np.asarray(codec.decode(padded, lengths)) if max(lengths) > 0 else np.zeros((len(idx), 0))
+        for row, i in enumerate(idx):
+            audio[i] = wavs[row, :lengths[row] * codec.hop_length].astype(np.float32)
+    return audio, time.perf_counter() - start
+
+
+def judge_texts(judge: str, wavs: list[np.ndarray], sample_rate: int, num_threads: int = 2) -> list[str]:
+    batch = [(w if len(w) else np.zeros(sample_rate // 10, dtype=np.float32), sample_rate) for w in wavs]
+    if judge == "pocketsphinx":
+        from narvox.eval.tts import PocketSphinxJudge
+        return PocketSphinxJudge().transcribe(batch)
+    from narvox.asr.api import ASR
+    return [t.text for t in ASR.from_pretrained(judge, num_threads=num_threads).transcribe(batch, batch_size=16)]
+
+
+def evaluate(model_dir: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int | None = None,
+             judges: tuple[str, ...] = JUDGES, similarity: bool = True, options: GenerateOptions | None = None,
+             num_threads: int = 2, model: TtsBackend | None = None) -> dict:
+    from narvox.recipes.codec_eval import open_codec
+    from narvox.text.tokens import load_tokenizer
+    from narvox.tts.build import load_model
+    torch.set_num_threads(num_threads)
+    saved_codec = None
+    if model is None:
+        model, _, saved_codec = load_model(model_dir)
+    codec = open_codec(codec_dir, "onnx", num_threads)
+    if saved_codec is not None and saved_codec != codec.identity():
+        raise ValueError(f"{model_dir} speaks codec {saved_codec}, not {codec_dir}'s {codec.identity()}")
+    data = read_data_dir(data_dir)
+    codes = CodesFile(codes_path(data_dir, codec.name))
+    codes.check_codec(codec.identity())
+    table = load_tokenizer(model_dir).table
+    items, alone = choose_prompts(data, codes, table, model.config.conditioning == "prefix")
+    if alone:
+        log.warning("%s: left out %d utterances whose speaker has no other one to prompt them (%s)",
+                    data_dir, len(alone), ", ".join(alone[:3]))
+    if not items:
+        raise ValueError(f"{data_dir}: no speaker has two utterances, so nothing can be prompted")
+    items = items[:max_utts]
+    options = options or GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=50), seed=0)
+    sr = codec.sample_rate
+    tts, seconds = synthesize(model, codec, items, options)
+    real = [data.load_audio(it.utt, sr)[0] for it in items]
+    refs = [data.text[it.utt] for it in items]
+    result = {"model": str(model_dir), "data": str(data_dir), "utterances": len(items), "left_out": len(alone),
+              "conditioning": model.config.conditioning, "options": repr(options),
+              "rtf": seconds / max(1e-9, sum(len(w) for w in tts) / sr), "judges": {}}
+    for judge in judges:
+        on_real = error_rates(refs, judge_texts(judge, real, sr, num_threads))
+        on_tts = error_rates(refs, judge_texts(judge, tts, sr, num_threads))
+        result["judges"][judge] = {"wer_real": 100 * on_real.wer, "cer_real": 100 * on_real.cer,
+                                   "wer_tts": 100 * on_tts.wer, "cer_tts": 100 * on_tts.cer,
+                                   "wer_ratio": on_tts.wer / max(on_real.wer, 1e-9),
+                                   "cer_ratio": on_tts.cer / max(on_real.cer, 1e-9)}
+    ratio = np.array([len(t) / max(1, len(r)) for t, r in zip(tts, real)])
+    result["robustness"] = {"too_long": float((ratio > 1.5).mean()), "too_short": float((ratio < 0.5).mean()),
+                            "empty": float(np.mean([len(t) < sr // 10 for t in tts]))}
+    if similarity:
+        from narvox.eval.tts import SpeakerSimilarity
+        judge = SpeakerSimilarity(num_threads=1)
+        hop = codec.hop_length
+        prompts = [data.load_audio(it.prompt_utt, sr)[0][it.prompt_start * hop:(it.prompt_start + it.prompt.shape[1]) * hop]
+                   for it in items]
+        sim_tts = [judge.similarity(p, sr, t, sr) if len(t) > sr // 2 else 0.0 for p, t in zip(prompts, tts)]
+        sim_real = [judge.similarity(p, sr, r, sr) for p, r in zip(prompts, real)]
+        result["similarity"] = {"tts": float(np.mean(sim_tts)), "real": float(np.mean(sim_real)),
+                                "ratio": float(np.mean(sim_tts) / np.mean(sim_real))}
+    return result, tts
+
+
+def markdown(result: dict) -> str:
+    lines = [f"TTS {result['model']} ({result['conditioning']}) on {result['data']}, {result['utterances']} "
+             f"utterances, each prompted by another utterance of its speaker ({result['left_out']} left out: their "
+             f"speaker has no other one); generation RTF {result['rtf']:.3f}", "",
+             "| judge | WER real % | WER TTS % | WER ratio | CER real % | CER TTS % | CER ratio |",
+             "|---|---|---|---|---|---|---|"]
+    for name, j in result["judges"].items():
+        lines.append(f"| {name} | {j['wer_real']:.2f} | {j['wer_tts']:.2f} | {j['wer_ratio']:.2f} | "
+                     f"{j['cer_real']:.2f} | {j['cer_tts']:.2f} | {j['cer_ratio']:.2f} |")
+    r = result["robustness"]
+    lines += ["", f"Robustness: {100 * r['too_long']:.1f} % longer than 1.5x the recording, "
+                  f"{100 * r['too_short']:.1f} % shorter than 0.5x, {100 * r['empty']:.1f} % empty."]
+    if "similarity" in result:
+        s = result["similarity"]
+        lines.append(f"Speaker similarity (Resemblyzer cosine to the prompt): TTS {s['tts']:.3f}, real recording "
+                     f"{s['real']:.3f}, ratio {s['ratio']:.3f}.")
+    return "\n".join(lines) + "\n"
+
+
+def learning_curve(exp_dir: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int = 30,
+                   judges: tuple[str, ...] = ("ctc",)) -> str:
+    """Judge WER and CER of every `curve-step*.ckpt` of a run (the trainer keeps them with
+    `curve_every_n_steps`) against its training minutes, as a Markdown table."""
+    import tempfile
+    from narvox.recipes.average import average
+    lines = [f"Learning curve of {exp_dir}: judges on {max_utts} utterances of {data_dir}", "",
+             "| step | train_minutes | " + " | ".join(f"{j} WER % | {j} CER %" for j in judges) + " |",
+             "|---|---|" + "---|---|" * len(judges)]
+    for ckpt in sorted(Path(exp_dir, "checkpoints").glob("curve-step*.ckpt")):
+        seconds = float(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]["train_seconds"])
+        with tempfile.TemporaryDirectory() as tmp:
+            result, _ = evaluate(average([ckpt], tmp), data_dir, codec_dir, max_utts, judges, similarity=False)
+        cells = [f"{result['judges'][j]['wer_tts']:.1f} | {result['judges'][j]['cer_tts']:.1f}" for j in judges]
+        lines.append(f"| {int(ckpt.stem.split('step')[1])} | {seconds / 60:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="TTS model directory (model.pt, tokens.txt)")
+    p.add_argument("--curve", metavar="EXP_DIR", help="judge every curve-step*.ckpt of a run instead")
+    p.add_argument("--data", required=True, help="data dir with text_phones and codes_<codec>.bin")
+    p.add_argument("--codec", default="narvox", help="the codec the model speaks through (name or directory)")
+    p.add_argument("--out", help="writes <out>.json, <out>.md")
+    p.add_argument("--max-utts", type=int)
+    p.add_argument("--judges", nargs="*", default=list(JUDGES), help=f"any of {JUDGES} or a narvox ASR model")
+    p.add_argument("--no-similarity", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    if args.curve:
+        print(learning_curve(args.curve, args.data, args.codec, args.max_utts or 30, tuple(args.judges)))
+        return
+    options = GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=50), seed=args.seed)
+    result, _ = evaluate(args.model, args.data, args.codec, args.max_utts, tuple(args.judges),
+                         not args.no_similarity, options)
+    text = markdown(result)
+    print(text)
+    if args.out:
+        Path(args.out + ".json").write_text(json.dumps(result, indent=1))
+        Path(args.out + ".md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
