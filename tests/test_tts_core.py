@@ -7,7 +7,8 @@ import torch
 from narvox.models.attention import padding_mask
 from narvox.tts.aligner import (Aligner, beta_binomial_log_prior, forward_sum_loss, frame_to_phone,
                                 monotonic_alignment, regulate)
-from narvox.tts.ar import ValleTTS, fit_durations
+from narvox.tts.ar import ValleTTS
+from narvox.tts.decoding import fit_durations
 from narvox.tts.core import GenerateOptions, Layout, TtsConfig, join_text, pad_1d, pad_codes
 from narvox.tts.sampling import SamplingOptions, filter_logits, row_generators, sample
 
@@ -107,13 +108,13 @@ def test_aligner_forward_sum_learns_a_toy_alignment():
 
 
 def test_fit_durations_keeps_proportions_and_hits_the_total():
-    d = torch.tensor([[1, 3, 5, 0], [2, 2, 0, 0]])
-    lens = torch.tensor([3, 2])
-    out = fit_durations(d, torch.tensor([18, 2]), lens)
+    d = np.array([[1, 3, 5, 0], [2, 2, 0, 0]])
+    lens = np.array([3, 2])
+    out = fit_durations(d, np.array([18, 2]), lens)
     assert out.sum(1).tolist() == [18, 2] and (out[0, :3] >= 1).all() and out[0, 3] == 0
     assert out[0, 2] > out[0, 1] > out[0, 0]
     with pytest.raises(ValueError, match="shorter than the text"):
-        fit_durations(d, torch.tensor([2, 2]), lens)
+        fit_durations(d, np.array([2, 2]), lens)
 
 
 def test_join_text_puts_the_prompt_text_first():
@@ -206,25 +207,25 @@ def test_valle_duration_option_sets_the_length():
 
 
 def test_cached_decoding_equals_the_full_forward():
-    """The codebook-1 stage's KV-cached steps give the logits of one uncached pass over the same
-    [text | prompt | target] sequence."""
+    """The codebook-1 stage's prefill + KV-cached steps (what generation runs) give the logits of
+    one uncached teacher-forced pass over the same [text | prompt | target] sequence."""
     torch.manual_seed(0)
     model = ValleTTS(tiny_config("prefix")).eval()
     first = model.first
     batch = toy_batch()
     text, text_lens = join_text(batch["prompt_phones"], batch["prompt_phone_lens"], batch["phones"], batch["phone_lens"])
     states = first.phones(text, text_lens)
+    prompt, prompt_lens = batch["prompt"][:, 0], batch["prompt_lens"]
     target = batch["codes"][:, 0, :10]
-    layout = Layout(text_lens, batch["prompt_lens"], torch.full((3,), 10), text.size(1), batch["prompt"].size(2), 10)
+    layout = Layout(text_lens, prompt_lens, torch.full((3,), 10), text.size(1), prompt.size(1), 10)
     inputs = torch.cat([torch.full((3, 1), model.config.bos), target[:, :-1]], dim=1)
-    x = first._inputs(states, batch["prompt"][:, 0], inputs, None, layout)
-    mask = layout.mask(True)
-    full = first.stack(x, mask)
+    with torch.no_grad():
+        full = first.head(first.stack(first._inputs(states, prompt, inputs, None, layout), layout.mask(True)))
+        keys, values, key_valid = first.prefill(states, text_lens, prompt, prompt_lens, torch.ones(3, dtype=torch.bool))
+        steps = []
+        for t in range(10):
+            key_valid = torch.cat([key_valid, torch.ones(3, 1, dtype=torch.bool)], dim=1)
+            logits, keys, values = first.step(inputs[:, t:t + 1], None, (prompt_lens + t)[:, None], key_valid, keys, values)
+            steps.append(logits)
     n0 = layout.n_text + layout.n_prompt
-    h, cache = first.stack.step(x[:, :n0], mask=mask[:, :n0, :n0])
-    steps = []
-    for t in range(10):
-        h, cache = first.stack.step(x[:, n0 + t:n0 + t + 1], cache, mask=mask[:, n0 + t:n0 + t + 1, :n0 + t + 1])
-        steps.append(h)
-    valid = padding_mask(layout.target_lens, 10)
-    assert torch.allclose(torch.cat(steps, 1)[valid], full[:, n0:][valid], atol=1e-5)
+    assert torch.allclose(torch.stack(steps, 1), full[:, n0:], atol=1e-5)

@@ -165,10 +165,3 @@ class DurationPredictor(nn.Module):
     @staticmethod
     def target(durations: Tensor) -> Tensor:
         return torch.log1p(durations.float())
-
-    @staticmethod
-    def frames(log_durations: Tensor, mask: Tensor, speed: float | Tensor = 1.0) -> Tensor:
-        """Predicted log(1 + d) -> whole frames per phone, at least one per real phone (a phone
-        given no frame could not be heard), divided by `speed`."""
-        d = torch.round(torch.expm1(log_durations).clamp(min=0) / speed).long()
-        return torch.where(mask, d.clamp(min=1), torch.zeros_like(d))

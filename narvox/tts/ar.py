@@ -18,9 +18,9 @@ from narvox.models.attention import padding_mask
 from narvox.models.transformer import TransformerStack
 from narvox.tts.aligner import (Aligner, DurationPredictor, binarization_loss, forward_sum_loss,
                                 monotonic_alignment, regulate)
+from narvox.tts import decoding
 from narvox.tts.core import (CodeEmbedding, GenerateOptions, Layout, PhoneEncoder, TtsBackend, TtsConfig,
-                             join_text, pad_1d, pad_codes)
-from narvox.tts.sampling import guide, row_generators, sample
+                             join_text)
 
 
 def masked_accuracy(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
@@ -97,54 +97,26 @@ class FirstCodebookLM(nn.Module):
         parts.append(self.slots.target(target_inputs, positions[:, layout.n_prompt:], frame_cond))
         return torch.cat(parts, dim=1)
 
-    @torch.no_grad()
-    def decode(self, text: Tensor | None, text_lens: Tensor, prompt: Tensor, prompt_lens: Tensor,
-               frame_cond: Tensor | None, max_frames: Tensor, fixed_length: bool,
-               options: GenerateOptions, rngs: list[np.random.Generator]) -> tuple[Tensor, Tensor]:
-        """Codes [B, T] and lengths [B]: frames are drawn until the end token (prefix
-        conditioning, unless `fixed_length`) or max_frames[b]. Classifier-free guidance runs the
-        unconditional rows (no text) in the same batch."""
-        sampling = options.sampling
-        b, guided = prompt.size(0), sampling.cfg_scale != 1
-        steps = int(max_frames.max())
-        if guided:  # rows b.. are the same items without their text
-            double = lambda x: None if x is None else torch.cat([x, x])
-            text, text_lens, prompt, prompt_lens = double(text), double(text_lens), double(prompt), double(prompt_lens)
-            if frame_cond is not None:
-                frame_cond = torch.cat([frame_cond, torch.zeros_like(frame_cond)])
-        rows = prompt.size(0)
-        text_visible = torch.arange(rows) < b
-        layout = Layout(text_lens, prompt_lens, torch.full((rows,), steps), 0 if text is None else text.size(1),
-                        prompt.size(1), steps)
-        n0 = layout.n_text + layout.n_prompt
-        full_mask = layout.mask(True, text_visible)
-        positions = layout.audio_positions()[:, layout.n_prompt:]
-        parts = [] if text is None else [text]
-        parts.append(self.slots.prompt(prompt, layout.audio_positions()[:, :layout.n_prompt]))
-        _, cache = self.stack.step(torch.cat(parts, dim=1), mask=full_mask[:, :n0, :n0])
-        prev = torch.full((rows, 1), self.c.bos, dtype=torch.long)
-        out = np.zeros((b, steps), dtype=np.int64)
-        lengths = max_frames.clone()
-        done = np.zeros(b, dtype=bool)
-        for t in range(steps):
-            cond = None if frame_cond is None else frame_cond[:, t:t + 1]
-            x = self.slots.target(prev, positions[:, t:t + 1], cond)
-            h, cache = self.stack.step(x, cache, mask=full_mask[:, n0 + t:n0 + t + 1, :n0 + t + 1])
-            logits = self.head(h[:, 0]).float()
-            if not self.ends or fixed_length:
-                logits[:, self.c.eos] = float("-inf")
-            logits = logits.numpy()
-            if guided:
-                logits = guide(logits[:b], logits[b:], sampling.cfg_scale)
-            tokens = sample(logits, sampling, rngs, out[:, :t])
-            out[:, t] = tokens
-            ended = (tokens == self.c.eos) & ~done
-            lengths[torch.from_numpy(ended)] = t
-            done |= ended | (t + 1 >= max_frames.numpy())
-            if done.all():
-                break
-            prev = torch.from_numpy(np.concatenate([tokens, tokens]) if guided else tokens)[:, None]
-        return torch.from_numpy(out), lengths
+    def prefill(self, text: Tensor | None, text_lens: Tensor, prompt: Tensor, prompt_lens: Tensor,
+                text_visible: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The KV cache (keys, values) of [text | prompt], and key_valid [B, n_text + n_prompt]:
+        the slots that target positions may attend (real ones; text only where visible)."""
+        layout = Layout(text_lens, prompt_lens, torch.zeros_like(prompt_lens), 0 if text is None else text.size(1),
+                        prompt.size(1), 0)
+        x = self.slots.prompt(prompt, layout.audio_positions())
+        if text is not None:
+            x = torch.cat([text, x], dim=1)
+        _, (keys, values) = self.stack.step(x, mask=layout.mask(True, text_visible))
+        is_text = torch.arange(layout.size) < layout.n_text
+        return keys, values, layout.valid() & (~is_text[None, :] | text_visible[:, None])
+
+    def step(self, tokens: Tensor, frame_cond: Tensor | None, positions: Tensor, key_valid: Tensor,
+             keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One target slot per row (see narvox.tts.decoding.ValleGraphs.step): logits [B, V + 1]
+        and the cache grown by one."""
+        x = self.slots.target(tokens, positions, frame_cond)
+        h, (keys, values) = self.stack.step(x, (keys, values), mask=key_valid[:, None, :])
+        return self.head(h[:, 0]), keys, values
 
 
 class _FirstCodes(nn.Module):
@@ -201,17 +173,6 @@ class ResidualLevels(nn.Module):
         mask = padding_mask(target_lens, target.size(2))
         return {"ce_rest": F.cross_entropy(logits[mask], labels[mask]),
                 "acc_rest": masked_accuracy(logits, labels, mask)}
-
-    @torch.no_grad()
-    def decode(self, text, text_lens, prompt, prompt_lens, first: Tensor, target_lens, frame_cond) -> Tensor:
-        """Levels 2..Q of first [B, T] (codebook 1), greedily -> codes [B, Q, T]."""
-        codes = torch.zeros(first.size(0), self.c.n_codebooks, first.size(1), dtype=torch.long)
-        codes[:, 0] = first
-        for q in range(1, self.c.n_codebooks):
-            level = torch.full((first.size(0),), q)
-            logits = self.logits(text, text_lens, prompt, prompt_lens, codes, target_lens, frame_cond, level)
-            codes[:, q] = logits.argmax(-1)
-        return codes
 
 
 class ValleTTS(TtsBackend):
@@ -277,70 +238,49 @@ class ValleTTS(TtsBackend):
             out.update(self.rest(texts[1], text_lens, prompt, prompt_lens, codes, code_lens, conds[1], visible))
         return out
 
-    # -- inference ----------------------------------------------------------------------------
+    # -- inference: the computations narvox.tts.decoding runs its loops on ----------------------
+    def encode(self, phones: Tensor, phone_lens: Tensor, prompt: Tensor, prompt_lens: Tensor
+               ) -> tuple[Tensor, Tensor, Tensor]:
+        """Phone states of both stages [B, L, D] and predicted log(1 + frames) [B, L] (aligned;
+        zeros under prefix, whose phones are the prompt's and the target's text)."""
+        first = self.first.phones(phones, phone_lens)
+        rest = first if self.rest is None else self.rest.phones(phones, phone_lens)
+        if self.config.conditioning == "aligned":
+            return first, rest, self._log_durations(first, phone_lens, prompt, prompt_lens)
+        return first, rest, torch.zeros(phones.shape, dtype=first.dtype)
+
     @torch.no_grad()
     def generate(self, phones: list[Tensor], prompts: list[Tensor], prompt_phones: list[Tensor] | None = None,
                  options: GenerateOptions = GenerateOptions()) -> list[Tensor]:
-        c = self.config
-        b = len(phones)
-        if len(prompts) != b or (prompt_phones is not None and len(prompt_phones) != b):
-            raise ValueError("give one prompt (and prompt text) per item")
-        for i, p in enumerate(prompts):
-            if p.dim() != 2 or p.size(0) < c.n_codebooks or p.size(1) == 0:
-                raise ValueError(f"item {i}: prompt codes must be [>= {c.n_codebooks} codebooks, frames > 0], "
-                                 f"got {tuple(p.shape)}")
-        if options.durations is not None and len(options.durations) != b:
-            raise ValueError("give one duration per item")
-        ph, lens = pad_1d(phones)
-        prompt, prompt_lens = pad_codes([p[:c.n_codebooks] for p in prompts])
-        rngs = row_generators(options.seed, b)
-        if c.conditioning == "aligned":
-            stages = [self.first] + ([self.rest] if self.rest is not None else [])
-            states = [s.phones(ph, lens) for s in stages]
-            mask = padding_mask(lens, ph.size(1))
-            durations = DurationPredictor.frames(self._log_durations(states[0], lens, prompt, prompt_lens), mask,
-                                                 options.speed)
-            if options.durations is not None:
-                durations = fit_durations(durations, torch.tensor(options.durations), lens)
-            n_frames = durations.sum(1)
-            conds = [regulate(s, durations, int(n_frames.max())) for s in states]
-            texts, text_lens = [None] * len(stages), torch.zeros_like(lens)
-            first, n_frames = self.first.decode(None, text_lens, prompt[:, 0], prompt_lens, conds[0], n_frames,
-                                                True, options, rngs)
-        else:
-            if prompt_phones is None:
-                raise ValueError("the prefix conditioning needs the prompt's phones")
-            pp, pp_lens = pad_1d(prompt_phones)
-            stages = [self.first] + ([self.rest] if self.rest is not None else [])
-            encoded = [self._text(s, ph, lens, pp, pp_lens) for s in stages]
-            texts, text_lens = [t for t, _ in encoded], encoded[0][1]
-            conds = [None] * len(stages)
-            fixed = options.durations is not None
-            cap = (torch.tensor(options.durations) if fixed
-                   else torch.ceil(lens * options.max_frames_per_phone).long())
-            first, n_frames = self.first.decode(texts[0], text_lens, prompt[:, 0], prompt_lens, None, cap, fixed,
-                                                options, rngs)
-        width = max(int(n_frames.max()), 1)
-        first = first[:, :width]
-        if self.rest is None:
-            codes = first[:, None]
-        else:
-            cond = None if conds[1] is None else conds[1][:, :width]
-            codes = self.rest.decode(texts[1], text_lens, prompt, prompt_lens, first, n_frames, cond)
-        return [codes[i, :, :int(n_frames[i])] for i in range(b)]
+        numpy = lambda seqs: None if seqs is None else [np.asarray(s) for s in seqs]
+        codes = decoding.generate(_TorchGraphs(self), numpy(phones), numpy(prompts), numpy(prompt_phones), options)
+        return [torch.from_numpy(c) for c in codes]
 
 
-def fit_durations(durations: Tensor, totals: Tensor, lens: Tensor) -> Tensor:
-    """Scale per-phone frames [B, L] to sum to totals [B], keeping their proportions (rounded
-    on the cumulative sum, so the total is exact) and at least one frame per phone."""
-    if bool((totals < lens).any()):
-        raise ValueError(f"a duration of {int(totals.min())} frames is shorter than the text's "
-                         f"{int(lens[totals < lens][0])} phones")
-    spare = (totals - lens).float()
-    mask = padding_mask(lens, durations.size(1)).float()
-    extra = (durations - 1).clamp(min=0).float() * mask
-    extra = torch.where(extra.sum(1, keepdim=True) > 0, extra, mask)  # all at one frame: spread evenly
-    share = extra.cumsum(1) / extra.sum(1, keepdim=True).clamp(min=1e-6)
-    ends = torch.round(share * spare[:, None]).long()
-    added = torch.diff(ends, dim=1, prepend=torch.zeros_like(ends[:, :1]))
-    return (1 + added) * padding_mask(lens, durations.size(1))
+class _TorchGraphs:
+    """ValleTTS as narvox.tts.decoding's ValleGraphs: numpy in, numpy out."""
+
+    def __init__(self, model: ValleTTS):
+        self.model = model
+        self.conditioning = model.config.conditioning
+        self.n_codebooks, self.codebook_size = model.config.n_codebooks, model.config.codebook_size
+
+    def encode(self, phones, phone_lens, prompt, prompt_lens):
+        out = self.model.encode(*map(torch.from_numpy, (phones, phone_lens, prompt, prompt_lens)))
+        return tuple(x.numpy() for x in out)
+
+    def prefill(self, text, text_lens, prompt, prompt_lens, text_visible):
+        tensor = lambda x: None if x is None else torch.from_numpy(x)
+        keys, values, key_valid = self.model.first.prefill(*map(tensor, (text, text_lens, prompt, prompt_lens,
+                                                                         text_visible)))
+        return (keys, values), key_valid.numpy()
+
+    def step(self, tokens, frame_cond, positions, key_valid, cache):
+        tensor = lambda x: None if x is None else torch.from_numpy(x)
+        logits, keys, values = self.model.first.step(*map(tensor, (tokens, frame_cond, positions, key_valid)), *cache)
+        return logits.numpy(), (keys, values)
+
+    def residual(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level):
+        tensor = lambda x: None if x is None else torch.from_numpy(x)
+        args = map(tensor, (text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level))
+        return self.model.rest.logits(*args).numpy()
