@@ -8,6 +8,7 @@ from narvox.models.attention import padding_mask
 from narvox.tts.aligner import (Aligner, beta_binomial_log_prior, forward_sum_loss, frame_to_phone,
                                 monotonic_alignment, regulate)
 from narvox.tts.ar import ValleTTS
+from narvox.tts import decoding
 from narvox.tts.decoding import fit_durations
 from narvox.tts.core import GenerateOptions, Layout, TtsConfig, join_text, pad_1d, pad_codes
 from narvox.tts.sampling import SamplingOptions, filter_logits, row_generators, sample
@@ -127,12 +128,13 @@ def test_join_text_puts_the_prompt_text_first():
 def test_layout_masks_padding_and_counts_audio_positions_per_item():
     layout = Layout(torch.tensor([2, 1]), torch.tensor([1, 2]), torch.tensor([2, 2]), 2, 2, 2)
     assert layout.audio_positions().tolist() == [[0, 1, 1, 2], [0, 1, 2, 3]]
-    mask = layout.mask(causal=True)
+    mask = layout.mask()
     # item 0: text slots 0-1, prompt slot 2 (slot 3 padding), target slots 4-5
     assert mask[0, 0].tolist() == [True, True, False, False, False, False]  # text sees text only
-    assert mask[0, 4].tolist() == [True, True, True, False, True, False]    # causal audio, no padding
-    hidden = layout.mask(causal=True, text_visible=torch.tensor([False, True]))
-    assert hidden[0, 4].tolist() == [False, False, True, False, True, False]
+    assert mask[0, 4].tolist() == [True, True, True, False, True, True]     # audio sees all real slots
+    hidden = layout.mask(text_visible=torch.tensor([False, True]))
+    assert hidden[0, 4].tolist() == [False, False, True, False, True, True]
+    assert mask[0, 3].tolist() == [True, True, True, True, True, True]  # a padded slot also sees itself
 
 
 def test_sampling_filters_and_rows_are_independent():
@@ -207,8 +209,9 @@ def test_valle_duration_option_sets_the_length():
 
 
 def test_cached_decoding_equals_the_full_forward():
-    """The codebook-1 stage's prefill + KV-cached steps (what generation runs) give the logits of
-    one uncached teacher-forced pass over the same [text | prompt | target] sequence."""
+    """The codebook-1 stage run as generation runs it (the [text | prompt] prefill laid out by
+    narvox.tts.decoding, then one KV-cached step per target slot) gives the logits of one uncached
+    teacher-forced pass over the same sequence laid out as training does."""
     torch.manual_seed(0)
     model = ValleTTS(tiny_config("prefix")).eval()
     first = model.first
@@ -216,16 +219,27 @@ def test_cached_decoding_equals_the_full_forward():
     text, text_lens = join_text(batch["prompt_phones"], batch["prompt_phone_lens"], batch["phones"], batch["phone_lens"])
     states = first.phones(text, text_lens)
     prompt, prompt_lens = batch["prompt"][:, 0], batch["prompt_lens"]
-    target = batch["codes"][:, 0, :10]
-    layout = Layout(text_lens, prompt_lens, torch.full((3,), 10), text.size(1), prompt.size(1), 10)
-    inputs = torch.cat([torch.full((3, 1), model.config.bos), target[:, :-1]], dim=1)
+    visible = torch.tensor([True, False, True])  # the second item as CFG's unconditional row
+    n_target = 10
+    layout = Layout(text_lens, prompt_lens, torch.full((3,), n_target), text.size(1), prompt.size(1), n_target)
+    n0, size = layout.n_text + layout.n_prompt, layout.size
+    is_text, is_prompt, positions, key_valid = layout.first_stage_slots(visible)
+    inputs = torch.cat([torch.full((3, 1), model.config.bos), batch["codes"][:, 0, :n_target - 1]], dim=1)
+    tokens = torch.cat([torch.zeros(3, layout.n_text, dtype=torch.long), prompt, inputs], dim=1)
+    text_in = torch.nn.functional.pad(states, (0, 0, 0, size - layout.n_text))
+    zeros = torch.zeros(3, size, model.config.d_model)
     with torch.no_grad():
-        full = first.head(first.stack(first._inputs(states, prompt, inputs, None, layout), layout.mask(True)))
-        keys, values, key_valid = first.prefill(states, text_lens, prompt, prompt_lens, torch.ones(3, dtype=torch.bool))
+        full, _, _ = first.run(tokens, text_in, zeros, is_text, is_prompt, positions, key_valid, is_text)
+        np_text, np_positions, np_valid = decoding.prefill_slots(text_lens.numpy(), prompt_lens.numpy(),
+                                                                 layout.n_text, layout.n_prompt, visible.numpy())
+        assert (np_text == is_text[:, :n0].numpy()).all() and (np_valid == key_valid[:, :n0].numpy()).all()
+        assert (np_positions == positions[:, :n0].numpy()).all()
+        _, keys, values = first.run(tokens[:, :n0], text_in[:, :n0], zeros[:, :n0], is_text[:, :n0],
+                                    is_prompt[:, :n0], positions[:, :n0], key_valid[:, :n0], is_text[:, :n0])
         steps = []
-        for t in range(10):
-            key_valid = torch.cat([key_valid, torch.ones(3, 1, dtype=torch.bool)], dim=1)
-            logits, keys, values = first.step(inputs[:, t:t + 1], None, (prompt_lens + t)[:, None], key_valid, keys, values)
-            steps.append(logits)
-    n0 = layout.n_text + layout.n_prompt
+        for t in range(n0, size):
+            s = slice(t, t + 1)
+            logits, keys, values = first.run(tokens[:, s], text_in[:, s], zeros[:, s], is_text[:, s], is_prompt[:, s],
+                                             positions[:, s], key_valid[:, :t + 1], is_text[:, :t + 1], keys, values)
+            steps.append(logits[:, 0])
     assert torch.allclose(torch.stack(steps, 1), full[:, n0:], atol=1e-5)

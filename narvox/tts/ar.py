@@ -69,54 +69,59 @@ class FirstCodebookLM(nn.Module):
     def ends(self) -> bool:
         return self.c.conditioning == "prefix"
 
+    def run(self, tokens: Tensor, text: Tensor, frame_cond: Tensor, is_text: Tensor, is_prompt: Tensor,
+            positions: Tensor, key_valid: Tensor, key_is_text: Tensor, keys: Tensor | None = None,
+            values: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The one computation of this stage, in training (a whole sequence) and generation (the
+        [text | prompt] prefill, then one target slot per step), so both are the same graph.
+
+        n new slots [B, n] extend a cache of `past` slots: tokens (codes; anything on text slots),
+        text [B, n, D] (phone states on text slots), frame_cond [B, n, D] (the phone of a target
+        frame, aligned; zeros otherwise), is_text / is_prompt (the slot's segment), positions
+        (audio positions, per item). key_valid / key_is_text [B, past + n] describe every key:
+        whether audio may see it (real, and text only when visible) and whether it is text. Text
+        attends text; audio attends text and earlier audio. Returns logits [B, n, V + 1] and the
+        cache grown by n."""
+        marker = torch.where(is_prompt[..., None], self.slots.prompt_marker, self.slots.target_marker)
+        audio = self.slots.embedding(tokens) + marker + self.slots.pe[positions] + frame_cond
+        x = torch.where(is_text[..., None], text, self.slots.dropout(audio))
+        past = 0 if keys is None else keys.size(3)
+        queries = torch.arange(tokens.size(1)) + past
+        k_index = torch.arange(key_valid.size(1))
+        later = k_index[None, None, :] <= queries[None, :, None]
+        k_text = key_is_text[:, None, :]
+        rule = torch.where(is_text[:, :, None], k_text, k_text | later)
+        mask = (key_valid[:, None, :] & rule) | (k_index[None, None, :] == queries[None, :, None])
+        h, (keys, values) = self.stack.step(x, None if keys is None else (keys, values), mask=mask)
+        return self.head(h), keys, values
+
     def forward(self, text: Tensor | None, text_lens: Tensor, prompt: Tensor, prompt_lens: Tensor,
                 target: Tensor, target_lens: Tensor, frame_cond: Tensor | None,
                 text_visible: Tensor | None = None) -> dict[str, Tensor]:
         """Teacher-forced: prompt [B, P] and target [B, T] codebook-1 codes; text [B, L, D] (prefix
         conditioning) or frame_cond [B, T, D] (aligned). Returns cross-entropy and accuracy."""
-        b = target.size(0)
+        b, d = target.size(0), self.c.d_model
         slots = target.size(1) + int(self.ends)
         inputs = torch.cat([torch.full((b, 1), self.c.bos, dtype=torch.long), target], dim=1)[:, :slots]
         labels = F.pad(target, (0, slots - target.size(1)))
         if self.ends:
             labels = labels.scatter(1, target_lens[:, None], self.c.eos)
-        if frame_cond is not None and slots > frame_cond.size(1):
-            frame_cond = F.pad(frame_cond, (0, 0, 0, slots - frame_cond.size(1)))
         layout = Layout(text_lens, prompt_lens, target_lens + int(self.ends), 0 if text is None else text.size(1),
                         prompt.size(1), slots)
-        h = self.stack(self._inputs(text, prompt, inputs, frame_cond, layout), layout.mask(True, text_visible))
-        logits = self.head(h[:, layout.n_text + layout.n_prompt:])
+        n0 = layout.n_text + layout.n_prompt
+        if text_visible is None:
+            text_visible = torch.ones(b, dtype=torch.bool)
+        is_text, is_prompt, positions, key_valid = layout.first_stage_slots(text_visible)
+        tokens = torch.cat([torch.zeros(b, layout.n_text, dtype=torch.long), prompt, inputs], dim=1)
+        text_in = torch.zeros(b, layout.size, d) if text is None else F.pad(text, (0, 0, 0, layout.size - layout.n_text))
+        cond = torch.zeros(b, layout.size, d)
+        if frame_cond is not None:
+            cond[:, n0:n0 + frame_cond.size(1)] = frame_cond[:, :slots]
+        logits, _, _ = self.run(tokens, text_in, cond, is_text, is_prompt, positions, key_valid, is_text)
+        logits = logits[:, n0:]
         mask = padding_mask(layout.target_lens, slots)
         ce = F.cross_entropy(logits[mask], labels[mask])
         return {"ce_first": ce, "acc_first": masked_accuracy(logits, labels, mask)}
-
-    def _inputs(self, text, prompt, target_inputs, frame_cond, layout: Layout) -> Tensor:
-        positions = layout.audio_positions()
-        parts = [] if text is None else [text]
-        parts.append(self.slots.prompt(prompt, positions[:, :layout.n_prompt]))
-        parts.append(self.slots.target(target_inputs, positions[:, layout.n_prompt:], frame_cond))
-        return torch.cat(parts, dim=1)
-
-    def prefill(self, text: Tensor | None, text_lens: Tensor, prompt: Tensor, prompt_lens: Tensor,
-                text_visible: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The KV cache (keys, values) of [text | prompt], and key_valid [B, n_text + n_prompt]:
-        the slots that target positions may attend (real ones; text only where visible)."""
-        layout = Layout(text_lens, prompt_lens, torch.zeros_like(prompt_lens), 0 if text is None else text.size(1),
-                        prompt.size(1), 0)
-        x = self.slots.prompt(prompt, layout.audio_positions())
-        if text is not None:
-            x = torch.cat([text, x], dim=1)
-        _, (keys, values) = self.stack.step(x, mask=layout.mask(True, text_visible))
-        is_text = torch.arange(layout.size) < layout.n_text
-        return keys, values, layout.valid() & (~is_text[None, :] | text_visible[:, None])
-
-    def step(self, tokens: Tensor, frame_cond: Tensor | None, positions: Tensor, key_valid: Tensor,
-             keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One target slot per row (see narvox.tts.decoding.ValleGraphs.step): logits [B, V + 1]
-        and the cache grown by one."""
-        x = self.slots.target(tokens, positions, frame_cond)
-        h, (keys, values) = self.stack.step(x, (keys, values), mask=key_valid[:, None, :])
-        return self.head(h[:, 0]), keys, values
 
 
 class _FirstCodes(nn.Module):
@@ -161,7 +166,7 @@ class ResidualLevels(nn.Module):
             x = x + frame_cond
         parts = [] if text is None else [text]
         parts += [self.slots.prompt(prompt, positions[:, :layout.n_prompt]), self.slots.dropout(x)]
-        h = self.stack(torch.cat(parts, dim=1), layout.mask(False, text_visible), cond=self.level_embedding(level))
+        h = self.stack(torch.cat(parts, dim=1), layout.mask(text_visible), cond=self.level_embedding(level))
         h = h[:, layout.n_text + layout.n_prompt:]
         return torch.einsum("btd,bvd->btv", h, self.heads[level - 1]) + self.head_bias[level - 1][:, None, :]
 
@@ -238,7 +243,8 @@ class ValleTTS(TtsBackend):
             out.update(self.rest(texts[1], text_lens, prompt, prompt_lens, codes, code_lens, conds[1], visible))
         return out
 
-    # -- inference: the computations narvox.tts.decoding runs its loops on ----------------------
+    # -- inference: what narvox.tts.decoding runs its loops on (with FirstCodebookLM.run, ------
+    # -- ResidualLevels.logits) ------------------------------------------------------------------
     def encode(self, phones: Tensor, phone_lens: Tensor, prompt: Tensor, prompt_lens: Tensor
                ) -> tuple[Tensor, Tensor, Tensor]:
         """Phone states of both stages [B, L, D] and predicted log(1 + frames) [B, L] (aligned;
@@ -264,20 +270,15 @@ class _TorchGraphs:
         self.model = model
         self.conditioning = model.config.conditioning
         self.n_codebooks, self.codebook_size = model.config.n_codebooks, model.config.codebook_size
+        self.d_model = model.config.d_model
 
     def encode(self, phones, phone_lens, prompt, prompt_lens):
         out = self.model.encode(*map(torch.from_numpy, (phones, phone_lens, prompt, prompt_lens)))
         return tuple(x.numpy() for x in out)
 
-    def prefill(self, text, text_lens, prompt, prompt_lens, text_visible):
-        tensor = lambda x: None if x is None else torch.from_numpy(x)
-        keys, values, key_valid = self.model.first.prefill(*map(tensor, (text, text_lens, prompt, prompt_lens,
-                                                                         text_visible)))
-        return (keys, values), key_valid.numpy()
-
-    def step(self, tokens, frame_cond, positions, key_valid, cache):
-        tensor = lambda x: None if x is None else torch.from_numpy(x)
-        logits, keys, values = self.model.first.step(*map(tensor, (tokens, frame_cond, positions, key_valid)), *cache)
+    def lm(self, tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text, cache):
+        args = map(torch.from_numpy, (tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text))
+        logits, keys, values = self.model.first.run(*args, *(cache or (None, None)))
         return logits.numpy(), (keys, values)
 
     def residual(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level):

@@ -171,19 +171,26 @@ class Layout:
         slots = torch.arange(self.n_prompt + self.n_target)[None, :]
         return torch.where(slots < self.n_prompt, slots, slots - self.n_prompt + self.prompt_lens[:, None])
 
-    def mask(self, causal: bool, text_visible: Tensor | None = None) -> Tensor:
-        """[B, S, S] True where slot s may attend slot r: real slots only; text attends text;
-        audio attends text and (causal) earlier audio or (not causal) all audio. text_visible
-        [B] False hides an item's text from its audio (the unconditional half of CFG). Every
-        slot may attend itself, so padded rows are not all-masked (which gives nan)."""
-        valid = self.valid()
-        s = torch.arange(self.size)
+    def first_stage_slots(self, text_visible: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """What the codebook-1 stage's `run` takes of the layout [B, S]: is_text, is_prompt,
+        positions (text slots count their own), key_valid (real slots; text only where visible)."""
+        s = torch.arange(self.size)[None, :].expand(len(self.text_lens), -1)
         is_text = s < self.n_text
-        keys = valid[:, None, :]
+        is_prompt = ~is_text & (s < self.n_text + self.n_prompt)
+        positions = torch.cat([s[:, :self.n_text], self.audio_positions()], dim=1)
+        return is_text, is_prompt, positions, self.valid() & (~is_text | text_visible[:, None])
+
+    def mask(self, text_visible: Tensor | None = None) -> Tensor:
+        """[B, S, S] bidirectional attention (the residual stages): True where slot s may attend
+        slot r, a real slot; text attends text only, audio attends everything. text_visible [B]
+        False hides an item's text from its audio (the unconditional half of CFG). Every slot may
+        attend itself, so padded rows are not all-masked (which gives nan). The codebook-1 stage
+        builds its causal mask itself (narvox.tts.ar.FirstCodebookLM.run)."""
+        keys = self.valid()[:, None, :]
+        is_text = torch.arange(self.size) < self.n_text
         if text_visible is not None:
             keys = keys & (~is_text[None, None, :] | text_visible[:, None, None] | is_text[None, :, None])
-        audio_rule = (s[None, :] <= s[:, None]) if causal else torch.ones(self.size, self.size, dtype=torch.bool)
-        rule = torch.where(is_text[:, None], is_text[None, :], is_text[None, :] | audio_rule)
+        rule = torch.where(is_text[:, None], is_text[None, :], torch.ones(self.size, dtype=torch.bool)[None, :])
         return (keys & rule[None]) | torch.eye(self.size, dtype=torch.bool)[None]
 
 

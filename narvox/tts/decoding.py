@@ -2,7 +2,7 @@
 conditioning, the codebook-1 loop with its KV cache, end token and classifier-free guidance,
 and the greedy passes over codebooks 2..Q.
 
-The loops run on numpy against `ValleGraphs`, the four computations a model offers: its PyTorch
+The loops run on numpy against `ValleGraphs`, the three computations a model offers: its PyTorch
 module (narvox.tts.ar) and its ONNX graphs (narvox.runtime.tts) both do, so both generate
 through the same code, and a seeded synthesis gives the same codes in either.
 """
@@ -19,22 +19,18 @@ class ValleGraphs(Protocol):
     conditioning: str   # "prefix" | "aligned"
     n_codebooks: int
     codebook_size: int  # the end token's id; the start token is the next one
+    d_model: int
 
     def encode(self, phones: np.ndarray, phone_lens: np.ndarray, prompt: np.ndarray,
                prompt_lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Phone states of the codebook-1 stage and of the residual stage [B, L, D], and the
         predicted log(1 + frames) of every phone [B, L] (aligned; zeros under prefix)."""
 
-    def prefill(self, text: np.ndarray | None, text_lens: np.ndarray, prompt: np.ndarray, prompt_lens: np.ndarray,
-                text_visible: np.ndarray) -> tuple[Any, np.ndarray]:
-        """The KV cache of [text | prompt] (prompt: codebook 1 [B, P]) and which of its slots later
-        positions may see [B, n_text + n_prompt]."""
-
-    def step(self, tokens: np.ndarray, frame_cond: np.ndarray | None, positions: np.ndarray,
-             key_valid: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
-        """One target slot per row: the previous frame's code [B, 1], the frame's phone state
-        [B, 1, D] (aligned), its audio position [B, 1], the visible keys [B, S + 1] -> logits of
-        codebook 1 and the end token [B, V + 1], and the grown cache."""
+    def lm(self, tokens: np.ndarray, text: np.ndarray, frame_cond: np.ndarray, is_text: np.ndarray,
+           is_prompt: np.ndarray, positions: np.ndarray, key_valid: np.ndarray, key_is_text: np.ndarray,
+           cache: Any) -> tuple[np.ndarray, Any]:
+        """The codebook-1 stage over n new slots (narvox.tts.ar.FirstCodebookLM.run): logits of
+        codebook 1 and the end token [B, n, V + 1], and the cache grown by n (None: empty)."""
 
     def residual(self, text: np.ndarray | None, text_lens: np.ndarray, prompt: np.ndarray, prompt_lens: np.ndarray,
                  target: np.ndarray, target_lens: np.ndarray, frame_cond: np.ndarray | None,
@@ -79,6 +75,18 @@ def regulate(states: np.ndarray, durations: np.ndarray, n_frames: int) -> np.nda
     return np.take_along_axis(states, index[:, :, None], axis=1)
 
 
+def prefill_slots(text_lens: np.ndarray, prompt_lens: np.ndarray, n_text: int, n_prompt: int,
+                  text_visible: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The [text | prompt] slots (each segment padded to its longest) as the codebook-1 stage's
+    run takes them, [B, n_text + n_prompt]: is_text, positions, key_valid (what
+    narvox.tts.core.Layout.first_stage_slots gives in training)."""
+    slot = np.arange(n_text + n_prompt)[None, :].repeat(len(prompt_lens), 0)
+    is_text = slot < n_text
+    key_valid = np.where(is_text, (slot < text_lens[:, None]) & text_visible[:, None],
+                         slot - n_text < prompt_lens[:, None])
+    return is_text, np.where(is_text, slot, slot - n_text), key_valid
+
+
 def decode_first(graphs: ValleGraphs, text, text_lens, prompt, prompt_lens, frame_cond, max_frames: np.ndarray,
                  can_end: bool, options, rngs) -> tuple[np.ndarray, np.ndarray]:
     """Codebook 1, frame by frame: codes [B, T] and lengths [B]. A row stops at its end token
@@ -92,18 +100,31 @@ def decode_first(graphs: ValleGraphs, text, text_lens, prompt, prompt_lens, fram
         text, text_lens, prompt, prompt_lens = twice(text), twice(text_lens), twice(prompt), twice(prompt_lens)
         if frame_cond is not None:
             frame_cond = np.concatenate([frame_cond, np.zeros_like(frame_cond)])
-    rows = len(prompt)
-    cache, key_valid = graphs.prefill(text, text_lens, prompt, prompt_lens, np.arange(rows) < b)
+    rows, d = len(prompt), graphs.d_model
+    n_text, n_prompt = (0 if text is None else text.shape[1]), prompt.shape[1]
+    is_text, positions, key_valid = prefill_slots(text_lens, prompt_lens, n_text, n_prompt, np.arange(rows) < b)
+    is_prompt = ~is_text
+    tokens = np.concatenate([np.zeros((rows, n_text), dtype=np.int64), prompt], axis=1)
+    text_in = np.zeros((rows, n_text + n_prompt, d), dtype=np.float32)
+    if text is not None:
+        text_in[:, :n_text] = text
+    _, cache = graphs.lm(tokens, text_in, np.zeros_like(text_in), is_text, is_prompt, positions, key_valid, is_text,
+                         None)
+    key_is_text = is_text
+    no_text = np.zeros((rows, 1, d), dtype=np.float32)
+    no = np.zeros((rows, 1), dtype=bool)
     steps = int(max_frames.max())
     out = np.zeros((b, steps), dtype=np.int64)
     lengths = max_frames.astype(np.int64).copy()
     done = np.zeros(b, dtype=bool)
     prev = np.full((rows, 1), eos + 1, dtype=np.int64)  # the start token
     for t in range(steps):
-        key_valid = np.concatenate([key_valid, np.ones((rows, 1), dtype=bool)], axis=1)
-        cond = None if frame_cond is None else frame_cond[:, t:t + 1]
-        logits, cache = graphs.step(prev, cond, (prompt_lens + t)[:, None], key_valid, cache)
-        logits = logits.astype(np.float64)
+        key_valid = np.concatenate([key_valid, ~no], axis=1)
+        key_is_text = np.concatenate([key_is_text, no], axis=1)
+        cond = no_text if frame_cond is None else frame_cond[:, t:t + 1]
+        logits, cache = graphs.lm(prev, no_text, cond, no, no, (prompt_lens + t)[:, None], key_valid, key_is_text,
+                                  cache)
+        logits = logits[:, 0].astype(np.float64)
         if not can_end:
             logits[:, eos] = -np.inf
         if guided:
