@@ -6,14 +6,15 @@ narvox.json, format_version 1:
 
     format_version  1; a bundle of a newer version is refused, never misread
     kind            its bundle kind, a key of narvox.registry.BUNDLE_KINDS (ctc | attention |
-                    paraformer | codec)
+                    paraformer | codec | valle)
     files           role -> file name, e.g. {"model": "model.onnx", "tokens": "tokens.txt",
                     "cmvn": "am.mvn"}
     graphs          ONNX file name -> {"inputs": [...], "outputs": [...]}: the graph's names in
                     the order the runtime feeds and reads them
     any other key   the kind's settings: sample_rate, fbank, frame_shift, lfr_m, lfr_n,
                     min_frames, max_seconds, symbol_form, eos_id... (ASR); codec, weights,
-                    frame_rate, codebook_size, hop_length, max_codebooks... (codec)
+                    frame_rate, codebook_size, hop_length, max_codebooks... (codec); conditioning,
+                    n_codebooks, codec, codec_bundle... (valle)
 
 A kind's files and graphs are its registry entry's when written; the runtime reads them from the
 bundle, so the names are spelled once (narvox.registry) and every bundle describes itself to apps

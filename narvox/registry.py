@@ -57,7 +57,8 @@ class TrainingKind:
 
 
 # what narvox.runtime.load_bundle returns for a bundle of each family
-RUNTIMES = {"asr": "narvox.runtime.asr:OnnxASR", "codec": "narvox.runtime.codec:OnnxCodec"}
+RUNTIMES = {"asr": "narvox.runtime.asr:OnnxASR", "codec": "narvox.runtime.codec:OnnxCodec",
+            "tts": "narvox.runtime.tts:OnnxTTS"}
 
 _ASR_SETTINGS = ("sample_rate", "fbank", "frame_shift", "lfr_m", "lfr_n", "min_frames")
 _CTC_ENCODER = Graph(("x", "x_lens"), ("log_probs", "log_probs_lens"))
@@ -91,6 +92,24 @@ BUNDLE_KINDS = {k.name: k for k in (
         graphs={"encoder": Graph(("wav",), ("codes",)), "decoder": Graph(("codes",), ("wav",))},
         settings=("codec", "weights", "sample_rate", "frame_rate", "codebook_size", "hop_length",
                   "max_codebooks", "n_codebooks", "min_frames")),
+    *(BundleKind(
+        # VALL-E: the three computations narvox.tts.decoding generates with; the codec is named
+        # (settings "codec": its identity, "codec_bundle": where it is), not copied. The aligned
+        # conditioning's text encoder also predicts durations, from the prompt's voice.
+        f"valle_{conditioning}", "tts", "narvox.export.tts:export_valle", None,
+        files={"encode": "encode.onnx", "lm": "lm.onnx", "residual": "residual.onnx", "tokens": "tokens.txt",
+               "voices": "voices.npz"},
+        graphs={"encode": encode,
+                "lm": Graph(("tokens", "text", "frame_cond", "is_text", "is_prompt", "positions", "key_valid",
+                             "key_is_text", "keys", "values"), ("logits", "new_keys", "new_values")),
+                "residual": Graph(("text", "text_lens", "prompt", "prompt_lens", "target", "target_lens",
+                                   "frame_cond", "level"), ("logits",))},
+        settings=("conditioning", "n_codebooks", "codebook_size", "d_model", "layers", "heads", "head_dim",
+                  "language", "codec", "codec_bundle"))
+      for conditioning, encode in (
+          ("aligned", Graph(("phones", "phone_lens", "prompt", "prompt_lens"),
+                            ("first_states", "rest_states", "log_durations"))),
+          ("prefix", Graph(("phones", "phone_lens"), ("first_states", "rest_states"))))),
 )}
 
 TRAINING_KINDS = {k.name: k for k in (
@@ -100,8 +119,9 @@ TRAINING_KINDS = {k.name: k for k in (
                  "narvox.asr.paraformer:ParaformerConfig", ("paraformer",), fbank="funasr", lfr=True),
     TrainingKind("codec", "codec", "narvox.codecs.model:CodecModel", "narvox.codecs.model:CodecConfig",
                  ("codec",)),
-    # bundle kinds of the TTS backends come with their ONNX export
-    TrainingKind("valle", "tts", "narvox.tts.ar:ValleTTS", "narvox.tts.core:TtsConfig", ()),
+    # one bundle kind per conditioning: their text encoders differ
+    TrainingKind("valle", "tts", "narvox.tts.ar:ValleTTS", "narvox.tts.core:TtsConfig",
+                 ("valle_aligned", "valle_prefix")),
 )}
 
 

@@ -61,6 +61,20 @@ wav, _ = read_audio(SPEECH, sample_rate=codec.sample_rate)
 codes = codec.encode(wav)
 assert codes.shape[:2] == (1, 4) and codec.decode(codes).shape[1] >= len(wav)
 """,
+    "tts": """
+from narvox.runtime import load_bundle
+from narvox.runtime.tts import OnnxTTS
+from narvox.tts.decoding import GenerateOptions
+from narvox.tts.sampling import SamplingOptions
+tts = load_bundle(BUNDLE)
+assert isinstance(tts, OnnxTTS)
+phones = tts.phones("hello world")
+prompt = np.random.default_rng(0).integers(0, tts.codebook_size, (8, 50))
+options = GenerateOptions(sampling=SamplingOptions(temperature=0.9, top_k=10), seed=0, max_frames_per_phone=2)
+codes = tts.generate([phones], [prompt], [phones[:3]], options)
+audio = tts.decode(codes)
+assert len(audio[0]) == codes[0].shape[1] * tts.hop_length > 0
+""",
 }
 
 
@@ -75,10 +89,17 @@ def _check(out: subprocess.CompletedProcess) -> None:
 
 
 @pytest.fixture(scope="module")
-def every_kind(bundles):  # noqa: F811
-    """A bundle of every bundle kind: the test exports of the ASR kinds, the shipped codec."""
+def every_kind(bundles, tmp_path_factory):  # noqa: F811
+    """A bundle of every bundle kind: the test exports of the ASR kinds and of tiny TTS models,
+    the shipped codec."""
+    from narvox.export.tts import export_valle
+    from tests.test_tts_export import tiny_model_dir
     found = {kind: bundle for kind, (bundle, _) in bundles.items()}
     found["codec"] = shipped("codec")["narvox"]
+    tmp = tmp_path_factory.mktemp("tts")
+    for conditioning in ("aligned", "prefix"):
+        model_dir, _ = tiny_model_dir(tmp, conditioning)
+        found[f"valle_{conditioning}"] = export_valle(model_dir, tmp / conditioning)
     return found
 
 
@@ -93,7 +114,7 @@ def test_every_runtime_runs_without_torch(every_kind, kind):
                                      BUNDLE=every_kind[kind], SPEECH=SPEECH))
 
 
-@pytest.mark.parametrize("name", sorted(shipped("asr")) + sorted(shipped("codec")))
+@pytest.mark.parametrize("name", sorted(shipped("asr")) + sorted(shipped("codec")) + sorted(shipped("tts")))
 def test_shipped_bundles_run_without_torch(name):
     family = next(f for f in registry.RUNTIMES if name in shipped(f))
     _check(run_without_training_deps("from narvox import registry\n" + RUNS[family], BUNDLE=name, SPEECH=SPEECH))

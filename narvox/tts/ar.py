@@ -90,7 +90,8 @@ class FirstCodebookLM(nn.Module):
         k_index = torch.arange(key_valid.size(1))
         later = k_index[None, None, :] <= queries[None, :, None]
         k_text = key_is_text[:, None, :]
-        rule = torch.where(is_text[:, :, None], k_text, k_text | later)
+        q_text = is_text[:, :, None]
+        rule = (q_text & k_text) | (~q_text & (k_text | later))  # logic, not where: ORT has no bool Where
         mask = (key_valid[:, None, :] & rule) | (k_index[None, None, :] == queries[None, :, None])
         h, (keys, values) = self.stack.step(x, None if keys is None else (keys, values), mask=mask)
         return self.head(h), keys, values
@@ -253,7 +254,7 @@ class ValleTTS(TtsBackend):
         rest = first if self.rest is None else self.rest.phones(phones, phone_lens)
         if self.config.conditioning == "aligned":
             return first, rest, self._log_durations(first, phone_lens, prompt, prompt_lens)
-        return first, rest, torch.zeros(phones.shape, dtype=first.dtype)
+        return first, rest, torch.zeros(phones.shape, dtype=first.dtype)  # no durations: the end token stops
 
     @torch.no_grad()
     def generate(self, phones: list[Tensor], prompts: list[Tensor], prompt_phones: list[Tensor] | None = None,

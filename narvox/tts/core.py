@@ -16,14 +16,14 @@ are counted per item, so an item's result never depends on its batch-mates.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from narvox.models.attention import PositionalEncoding, padding_mask
 from narvox.models.transformer import DecoderConfig, TransformerStack
-from narvox.tts.sampling import SamplingOptions
+from narvox.tts.decoding import GenerateOptions
 
 CONDITIONINGS = ("prefix", "aligned")
 
@@ -70,23 +70,6 @@ class TtsConfig:
     @property
     def code_vocab(self) -> int:
         return self.codebook_size + 3
-
-
-@dataclass(frozen=True)
-class GenerateOptions:
-    """How to generate. `durations`: per item, the target's length in codec frames (None: the
-    duration predictor's, or the end token's under the prefix conditioning); `speed` divides
-    predicted durations. `max_frames_per_phone` caps a prefix-conditioned AR that never emits
-    its end token (speech here runs at about 4 frames per phone)."""
-    sampling: SamplingOptions = field(default_factory=SamplingOptions)
-    seed: int | None = None
-    durations: tuple[int, ...] | None = None
-    speed: float = 1.0
-    max_frames_per_phone: float = 8.0
-
-    def __post_init__(self):
-        if self.speed <= 0:
-            raise ValueError(f"speed must be > 0, got {self.speed}")
 
 
 class PhoneEncoder(nn.Module):
@@ -190,8 +173,9 @@ class Layout:
         is_text = torch.arange(self.size) < self.n_text
         if text_visible is not None:
             keys = keys & (~is_text[None, None, :] | text_visible[:, None, None] | is_text[None, :, None])
-        rule = torch.where(is_text[:, None], is_text[None, :], torch.ones(self.size, dtype=torch.bool)[None, :])
-        return (keys & rule[None]) | torch.eye(self.size, dtype=torch.bool)[None]
+        rule = ~is_text[:, None] | is_text[None, :]  # text attends text; audio, everything
+        s = torch.arange(self.size)
+        return (keys & rule[None]) | (s[:, None] == s[None, :])[None]
 
 
 class TtsBackend(nn.Module):

@@ -8,11 +8,29 @@ through the same code, and a seeded synthesis gives the same codes in either.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from narvox.tts.sampling import guide, row_generators, sample
+from narvox.tts.sampling import SamplingOptions, guide, row_generators, sample
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """How to generate. `durations`: per item, the target's length in codec frames (None: the
+    duration predictor's, or the end token's under the prefix conditioning); `speed` divides
+    predicted durations. `max_frames_per_phone` caps a prefix-conditioned AR that never emits
+    its end token (speech here runs at about 4 frames per phone)."""
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    seed: int | None = None
+    durations: tuple[int, ...] | None = None
+    speed: float = 1.0
+    max_frames_per_phone: float = 8.0
+
+    def __post_init__(self):
+        if self.speed <= 0:
+            raise ValueError(f"speed must be > 0, got {self.speed}")
 
 
 class ValleGraphs(Protocol):

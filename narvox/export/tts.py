@@ -1,0 +1,142 @@
+"""Export a VALL-E model directory to an ONNX bundle (valle_aligned | valle_prefix): the three computations that
+narvox.tts.decoding generates with (encode.onnx, lm.onnx: the codebook-1 stage with its KV cache
+in and out, residual.onnx), the phone vocabulary, shipped voices, and narvox.json.
+
+The bundle names the codec it speaks through (its identity and bundle: "narvox", the shipped one,
+or a path relative to the bundle) rather than copying it: the runtime loads that codec's decoder
+(and its encoder, for prompt recordings) and refuses one of another identity.
+
+Voices: one prompt per speaker of a data dir (`text_phones`, `codes_<codec>.bin`), picked as the
+evaluation picks prompts (narvox.recipes.tts_eval), so the shipped voices are the corpus's.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from narvox import registry
+from narvox.bundle import write_bundle
+from narvox.export.onnx_utils import export, store_weights_as_float16
+from narvox.tts.ar import ValleTTS
+
+
+class _EncodeGraph(nn.Module):
+    """Aligned: phones and the prompt (its voice sets the durations) -> states and durations."""
+
+    def __init__(self, model: ValleTTS):
+        super().__init__()
+        self.model = model
+
+    def forward(self, phones, phone_lens, prompt, prompt_lens):
+        return self.model.encode(phones, phone_lens, prompt, prompt_lens)
+
+
+class _PrefixEncodeGraph(_EncodeGraph):
+    """Prefix: the prompt's and the target's phones -> states."""
+
+    def forward(self, phones, phone_lens):
+        return self.model.encode(phones, phone_lens, None, None)[:2]
+
+
+class _LmGraph(nn.Module):
+    def __init__(self, model: ValleTTS):
+        super().__init__()
+        self.first = model.first
+
+    def forward(self, tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text, keys, values):
+        return self.first.run(tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text,
+                              keys, values)
+
+
+class _ResidualGraph(nn.Module):
+    def __init__(self, model: ValleTTS):
+        super().__init__()
+        self.rest = model.rest
+
+    def forward(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level):
+        return self.rest.logits(text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level)
+
+
+def shipped_voices(data_dir: str | Path, model_dir: str | Path, codec: dict, conditioning: str,
+                   n_codebooks: int) -> dict[str, np.ndarray]:
+    """voices.npz's arrays: `names`, and per voice i `codes_i` [Q, P] and `phones_i` (the prompt's
+    text, whole under the prefix conditioning)."""
+    from narvox.codecs.dump import CodesFile, codes_path
+    from narvox.data.kaldi import read_data_dir
+    from narvox.recipes.tts_eval import choose_prompts
+    from narvox.text.tokens import TokenTable
+    data = read_data_dir(data_dir)
+    codes = CodesFile(codes_path(data_dir, codec["codec"]))
+    codes.check_codec(codec)
+    items, _ = choose_prompts(data, codes, TokenTable.load(Path(model_dir) / "tokens.txt"), conditioning == "prefix")
+    arrays, names = {}, []
+    for item in items:
+        speaker = data.utt2spk[item.utt]
+        if speaker in names:
+            continue
+        arrays[f"codes_{len(names)}"] = item.prompt[:n_codebooks].numpy().astype(np.int16)
+        arrays[f"phones_{len(names)}"] = item.prompt_phones.numpy()
+        names.append(speaker)
+    arrays["names"] = np.array(names)
+    return arrays
+
+
+def export_valle(model_dir: str | Path, out_dir: str | Path, voices_from: str | Path | None = None,
+                 codec_bundle: str = "narvox", half_weights: bool = True) -> Path:
+    from narvox.tts.build import load_model
+    model, config, codec = load_model(model_dir)
+    c = model.config
+    if c.n_codebooks < 2:
+        raise ValueError(f"{model_dir}: exporting needs a model of 2 or more codebooks")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kind = registry.bundle_kind(f"valle_{c.conditioning}")
+    files = {role: out_dir / name for role, name in kind.files.items()}
+    b, d, q = 2, c.d_model, c.n_codebooks
+    phones, phone_lens = torch.randint(4, c.n_phones, (b, 7)), torch.tensor([7, 5])
+    prompt, prompt_lens = torch.randint(0, c.codebook_size, (b, q, 9)), torch.tensor([9, 6])
+    states = [{0: "B", 1: "L"}, {0: "B", 1: "L"}]
+    if c.conditioning == "aligned":
+        encode = export(_EncodeGraph(model), (phones, phone_lens, prompt, prompt_lens), files["encode"],
+                        kind.graphs["encode"], [{0: "B", 1: "L"}, {0: "B"}, {0: "B", 2: "P"}, {0: "B"}, *states,
+                                                {0: "B", 1: "L"}])
+    else:
+        encode = export(_PrefixEncodeGraph(model), (phones, phone_lens), files["encode"], kind.graphs["encode"],
+                        [{0: "B", 1: "L"}, {0: "B"}, *states])
+    paths = [encode]
+    n, past = 3, 4
+    heads, head_dim = c.n_heads, d // c.n_heads
+    slot = lambda dtype=torch.bool: torch.zeros(b, n, dtype=dtype)
+    cache = torch.randn(c.layers, b, heads, past, head_dim)
+    lm_args = (torch.randint(0, c.codebook_size, (b, n)), torch.randn(b, n, d), torch.randn(b, n, d), slot(),
+               slot() | True, torch.arange(n).repeat(b, 1) + past, torch.ones(b, past + n, dtype=torch.bool),
+               torch.zeros(b, past + n, dtype=torch.bool), cache, cache.clone())
+    slots, keys = {0: "B", 1: "n"}, {0: "B", 1: "S"}
+    cache_axes = {1: "B", 3: "past"}
+    paths.append(export(_LmGraph(model), lm_args, files["lm"], kind.graphs["lm"],
+                        [slots, {0: "B", 1: "n"}, {0: "B", 1: "n"}, slots, slots, slots, keys, keys, cache_axes,
+                         cache_axes, {0: "B", 1: "n"}, {1: "B", 3: "S"}, {1: "B", 3: "S"}]))
+    t = 6
+    res_args = (torch.randn(b, 5, d), torch.tensor([5, 3]), prompt, prompt_lens,
+                torch.randint(0, c.codebook_size, (b, q, t)), torch.tensor([6, 4]), torch.randn(b, t, d),
+                torch.tensor([1, 2]))
+    paths.append(export(_ResidualGraph(model), res_args, files["residual"], kind.graphs["residual"],
+                        [{0: "B", 1: "L"}, {0: "B"}, {0: "B", 2: "P"}, {0: "B"}, {0: "B", 2: "T"}, {0: "B"},
+                         {0: "B", 1: "T"}, {0: "B"}, {0: "B", 1: "T"}]))
+    if half_weights:
+        for path in paths:
+            store_weights_as_float16(path)
+    shutil.copy(Path(model_dir) / "tokens.txt", files["tokens"])
+    voices = shipped_voices(voices_from, model_dir, codec, c.conditioning, q) if voices_from else {"names": np.array([], dtype=str)}
+    np.savez(files["voices"], **voices)
+    from narvox.text.tokens import read_tokenizer_meta
+    language = read_tokenizer_meta(model_dir).get("language", "en-us")
+    write_bundle(out_dir, kind.name, {
+        "conditioning": c.conditioning, "n_codebooks": q, "codebook_size": c.codebook_size, "d_model": d,
+        "layers": c.layers, "heads": heads, "head_dim": head_dim, "language": language,
+        "codec": codec, "codec_bundle": codec_bundle})
+    return out_dir

@@ -1,0 +1,97 @@
+"""TTS bundles on ONNX Runtime, without torch: the text frontend, the generation loops of
+narvox.tts.decoding over the bundle's graphs, shipped voices, and the codec the bundle names.
+
+    tts = OnnxTTS("ar")                        # a bundle directory or a shipped name
+    codes = tts.generate([phone_ids], [tts.voice(name)[0]], [tts.voice(name)[1]], GenerateOptions(seed=0))
+    audio = tts.decode(codes)                  # list of float32 arrays at tts.sample_rate
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from narvox.bundle import Bundle, locate, read_bundle
+from narvox.errors import NarvoxError
+from narvox.runtime.codec import OnnxCodec
+from narvox.runtime.session import GraphSession
+from narvox.text.tokens import PhoneTokenizer, TokenTable
+from narvox.tts import decoding
+
+
+class OnnxTTS:
+    """A VALL-E bundle as narvox.tts.decoding's ValleGraphs, plus what an app needs around it."""
+
+    def __init__(self, bundle: str | Path | Bundle = "ar", providers: list[str] | None = None, num_threads: int = 2,
+                 codec: OnnxCodec | None = None):
+        self.bundle = read_bundle(bundle, family="tts")
+        m = self.bundle.settings
+        self.conditioning, self.n_codebooks, self.codebook_size = m["conditioning"], m["n_codebooks"], m["codebook_size"]
+        self.d_model, self.layers, self.heads, self.head_dim = m["d_model"], m["layers"], m["heads"], m["head_dim"]
+        self.graphs = {role: GraphSession(self.bundle, role, providers, num_threads)
+                       for role in ("encode", "lm", "residual")}
+        self.tokenizer = PhoneTokenizer(TokenTable.load(self.bundle.file("tokens")), m["language"])
+        self.codec = codec or self._codec(providers, num_threads)
+        if self.codec.identity() != m["codec"]:
+            raise NarvoxError(f"{self.bundle.path} speaks codec {m['codec']}, but {self.codec.bundle.path} is "
+                              f"{self.codec.identity()}")
+        self.sample_rate, self.hop_length = self.codec.sample_rate, self.codec.hop_length
+        with np.load(self.bundle.file("voices")) as v:
+            self.voices = {str(name): (v[f"codes_{i}"].astype(np.int64), v[f"phones_{i}"].astype(np.int64))
+                           for i, name in enumerate(v["names"])}
+
+    def _codec(self, providers, num_threads) -> OnnxCodec:
+        """The codec bundle narvox.json names: a shipped name, or a path relative to this bundle."""
+        name = self.bundle.settings["codec_bundle"]
+        relative = self.bundle.path / name
+        return OnnxCodec(relative if relative.is_dir() else locate(name, "codec"), providers=providers,
+                         num_threads=num_threads)
+
+    # -- ValleGraphs --------------------------------------------------------------------------
+    def encode(self, phones, phone_lens, prompt, prompt_lens):
+        if self.conditioning == "aligned":
+            return tuple(self.graphs["encode"](phones, phone_lens, prompt, prompt_lens))
+        first, rest = self.graphs["encode"](phones, phone_lens)
+        return first, rest, np.zeros(phones.shape, dtype=np.float32)
+
+    def lm(self, tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text, cache):
+        if cache is None:
+            cache = (np.zeros((self.layers, len(tokens), self.heads, 0, self.head_dim), dtype=np.float32),) * 2
+        logits, keys, values = self.graphs["lm"](tokens, text, frame_cond, is_text, is_prompt, positions, key_valid,
+                                                 key_is_text, *cache)
+        return logits, (keys, values)
+
+    def residual(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level):
+        b, t = target.shape[0], target.shape[2]
+        if text is None:  # aligned: one empty text slot stands in for no text
+            text, text_lens = np.zeros((b, 1, self.d_model), dtype=np.float32), np.zeros(b, dtype=np.int64)
+        if frame_cond is None:  # prefix: no phone on any frame
+            frame_cond = np.zeros((b, t, self.d_model), dtype=np.float32)
+        (logits,) = self.graphs["residual"](text, text_lens, prompt, prompt_lens, target, target_lens,
+                                            frame_cond[:, :t], level)
+        return logits
+
+    # -- what an app calls --------------------------------------------------------------------
+    def phones(self, text: str) -> np.ndarray:
+        """Phone ids of a text (normalised, phonemized by espeak-ng); TextError if unpronounceable."""
+        return np.array(self.tokenizer.encode(text), dtype=np.int64)
+
+    def voice(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A shipped voice's prompt: codes [Q, P] and its text's phone ids."""
+        if name not in self.voices:
+            raise NarvoxError(f"no voice '{name}' in {self.bundle.path} (voices: {', '.join(sorted(self.voices))})")
+        return self.voices[name]
+
+    def generate(self, phones: list[np.ndarray], prompts: list[np.ndarray],
+                 prompt_phones: list[np.ndarray] | None = None, options: decoding.GenerateOptions | None = None
+                 ) -> list[np.ndarray]:
+        return decoding.generate(self, phones, prompts, prompt_phones, options or decoding.GenerateOptions())
+
+    def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
+        """Codes [Q, F] per item -> float32 audio per item (one padded batch, each row as alone)."""
+        lengths = [c.shape[1] for c in codes]
+        if max(lengths) == 0:
+            return [np.zeros(0, dtype=np.float32) for _ in codes]
+        padded, _ = decoding.pad(codes)
+        audio = self.codec.decode(padded, lengths)
+        return [audio[i, :n * self.hop_length] for i, n in enumerate(lengths)]
