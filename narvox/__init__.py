@@ -9,7 +9,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 from narvox.errors import AudioError, DataDirError, NarvoxError, TextError  # noqa: E402
 
-__all__ = ["__version__", "ASR", "AudioError", "DataDirError", "NarvoxError", "TextError"]
+__all__ = ["__version__", "ASR", "TTS", "AudioError", "DataDirError", "NarvoxError", "TextError"]
 
 
 def __getattr__(name: str):
@@ -17,4 +17,7 @@ def __getattr__(name: str):
     if name == "ASR":
         from narvox.asr.api import ASR
         return ASR
+    if name == "TTS":
+        from narvox.tts.api import TTS
+        return TTS
     raise AttributeError(f"module 'narvox' has no attribute '{name}'")

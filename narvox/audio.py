@@ -141,3 +141,28 @@ def duration(source: PathLike, allow_pipe: bool = False) -> float:
     if info.frames == 0:
         raise AudioError(f"{spec}: audio is empty (0 samples)")
     return info.frames / info.samplerate
+
+
+def audio_input(item, sample_rate: int, source: str) -> tuple[np.ndarray, int]:
+    """What the APIs take as audio: a path, a mono array at `sample_rate`, or (array, rate) with
+    the array [T] or [T, channels]. Returns mono float32 samples and their rate; AudioError
+    naming `source` for anything else."""
+    if isinstance(item, (str, Path)):
+        samples, rate = read_audio(item)
+    elif isinstance(item, tuple):  # (array, sample_rate)
+        samples, rate = item
+        samples = as_float_audio(samples, source)
+        if samples.ndim == 2 and samples.shape[0] < samples.shape[1]:
+            raise AudioError(f"{source}: shape {samples.shape} looks like [channels, T]; "
+                             "pass [T] or [T, channels] (what soundfile.read gives)")
+        if samples.ndim > 2:
+            raise AudioError(f"{source}: audio must be [T] or [T, channels], got {samples.shape}")
+        samples = to_mono(samples)
+    else:
+        samples, rate = as_float_audio(item, source), sample_rate
+        if samples.ndim != 1:
+            raise AudioError(f"{source}: an array input must be mono [T] at {sample_rate} Hz "
+                             f"(or pass (array, sample_rate)); got shape {samples.shape}")
+    if not isinstance(rate, (int, np.integer)) or rate <= 0:
+        raise AudioError(f"{source}: sample rate must be a positive integer, got {rate!r}")
+    return samples, int(rate)

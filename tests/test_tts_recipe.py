@@ -21,7 +21,7 @@ def test_run_sh_trains_a_model_that_generates(tmp_path, conditioning):
     recipe = recipe_copy(tmp_path).parent / "tts"
     exp = f"exp/valle_{conditioning}"
     # evaluation (stage 5, the slowest) runs for one conditioning: it treats both alike
-    last = "5" if conditioning == "aligned" else "4"
+    last = "6" if conditioning == "aligned" else "4"
     run(["bash", "run.sh", "--stop-stage", last, "--size", "0.1", "--config", f"conf/valle_{conditioning}.yaml", "--exp", exp,
          "--train-args", TINY, "--eval-utts", "4",
          # the small corpus's held-out sets have one utterance per speaker: nothing to prompt them with
@@ -30,11 +30,14 @@ def test_run_sh_trains_a_model_that_generates(tmp_path, conditioning):
     for logged in ("train_ce_first", "val_acc_first", "val_ce_rest", "train_minutes"):
         assert logged in metrics
     assert ("train_forward_sum" in metrics) == (conditioning == "aligned")
-    if last == "5":
+    if last == "6":
         results = (recipe / exp / "RESULTS.md").read_text()
         for judge in ("ctc", "pocketsphinx"):
             assert f"| {judge} |" in results
         assert "Speaker similarity" in results and "Learning curve" in results
+        from narvox.runtime.tts import OnnxTTS
+        tts = OnnxTTS(recipe / exp / "onnx", num_threads=1)
+        assert len(tts.voices) >= 10  # a voice per training speaker
     assert len(list((recipe / exp / "checkpoints").glob("curve-step*.ckpt"))) == 2
     phones = (recipe / "data/train/text_phones").read_text().splitlines()
     assert len(phones) == len((recipe / "data/train/text").read_text().splitlines())
@@ -45,3 +48,17 @@ def test_run_sh_trains_a_model_that_generates(tmp_path, conditioning):
     frames = out[0].shape[1]
     assert out[0].shape[0] == 2 and int(out[0].max()) < 1024
     assert 4 <= frames if conditioning == "aligned" else 1 <= frames <= 12  # a frame per phone | the cap
+
+
+def test_pack_is_opt_in(tmp_path):
+    """Stage 7 alone on a tiny exported bundle: the package's TTS is replaced only with --pack true."""
+    from narvox.export.tts import export_valle
+    from tests.test_tts_export import tiny_model_dir
+    recipe = recipe_copy(tmp_path).parent / "tts"
+    model_dir, _ = tiny_model_dir(tmp_path, "aligned")
+    export_valle(model_dir, recipe / "exp/valle_aligned/onnx")
+    package = tmp_path / "narvox/pretrained/tts/ar"  # the copy's, the default pack dir
+    out = run(["bash", "run.sh", "--stage", "7"], recipe)
+    assert "--pack true" in out.stdout and not package.exists()
+    run(["bash", "run.sh", "--stage", "7", "--pack", "true"], recipe)
+    assert (package / "narvox.json").is_file() and (package / "lm.onnx").is_file()

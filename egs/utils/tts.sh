@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The TTS recipe's stages after data preparation, shared by every corpus.
 # A corpus's run.sh prepares Kaldi data dirs under data/ (stage 0) and calls this script.
-#   stage 1 codec tokens | 2 phones | 3 train | 4 package | 5 evaluate
+#   stage 1 codec tokens | 2 phones | 3 train | 4 package | 5 evaluate | 6 export | 7 pack
 set -euo pipefail
 stage=1
 stop_stage=100
@@ -19,13 +19,19 @@ n_best=1              # checkpoints (best validation loss) averaged into the mod
 eval_utts=""          # evaluate on the first N utterances of each test set (default: all)
 judges="ctc pocketsphinx"  # ASR judges of intelligibility (narvox ASR models or pocketsphinx)
 curve_utts=30         # dev utterances judged per curve checkpoint
+voices_set=""         # data dir whose speakers become the bundle's shipped voices (default: the train set)
+pack=false            # true: stage 7 copies the bundle over the shipped one in pack_dir (opt-in only)
+pack_dir=""           # default: the package's narvox/pretrained/tts/<pack_name>
+pack_name=ar          # the shipped name (the backend)
 train_args=""         # config overrides, e.g. "optim.max_steps=100 data.max_seconds=20"
 help_args=""
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
 
+pack_dir=${pack_dir:-$NARVOX_ROOT/narvox/pretrained/tts/$pack_name}
 model=$exp/model
+bundle=$exp/onnx
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   for s in $train_set $valid_set $test_sets; do
@@ -77,4 +83,23 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
       --max-utts "$curve_utts" --judges ctc >> "$exp/RESULTS.md"
   fi
   echo "stage 5: results in $exp/RESULTS.md"
+fi
+
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  utils/need.sh 6 "$model/model.pt"
+  echo "stage 6: export $model to the ONNX bundle $bundle (voices: data/${voices_set:-$train_set})"
+  python -m narvox export "$model" --out "$bundle" --voices "data/${voices_set:-$train_set}"
+  du -sh "$bundle"
+fi
+
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ] && ! $pack; then
+  echo "stage 7: not packing, the bundle stays in $bundle (to ship it as '$pack_name': ./run.sh --stage 7 --pack true)"
+elif [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  utils/need.sh 7 "$bundle/narvox.json"
+  echo "stage 7: pack $bundle into $pack_dir"
+  rm -rf "$pack_dir" && mkdir -p "$pack_dir"
+  cp "$bundle"/* "$pack_dir"/
+  # loads it as an app would: refuses a bundle whose codec is not the one it names
+  python -c "import sys; from narvox.runtime.tts import OnnxTTS; OnnxTTS(sys.argv[1])" "$pack_dir"
+  du -sh "$pack_dir"
 fi

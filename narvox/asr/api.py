@@ -16,7 +16,7 @@ import numpy as np
 
 from narvox import registry
 from narvox.asr.segment import has_speech, split_at_silences
-from narvox.audio import as_float_audio, read_audio, resample, to_mono
+from narvox.audio import audio_input, resample
 from narvox.bundle import MANIFEST, locate, shipped
 from narvox.errors import AudioError, NarvoxError
 from narvox.text.tokens import tokens_to_text
@@ -86,24 +86,7 @@ class ASR:
     def _load(self, item: AudioInput, position: int) -> tuple[str, np.ndarray]:
         """(name to report, mono float32 samples at the model's rate) of one input."""
         source = self._name(item, position)
-        if isinstance(item, (str, Path)):
-            samples, rate = read_audio(source)
-        elif isinstance(item, tuple):  # (array, sample_rate)
-            samples, rate = item
-            samples = as_float_audio(samples, source)
-            if samples.ndim == 2 and samples.shape[0] < samples.shape[1]:
-                raise AudioError(f"{source}: shape {samples.shape} looks like [channels, T]; "
-                                 "pass [T] or [T, channels] (what soundfile.read gives)")
-            if samples.ndim > 2:
-                raise AudioError(f"{source}: audio must be [T] or [T, channels], got {samples.shape}")
-            samples = to_mono(samples)
-        else:
-            samples, rate = as_float_audio(item, source), self.sample_rate
-            if samples.ndim != 1:
-                raise AudioError(f"{source}: an array input must be mono [T] at {self.sample_rate} Hz "
-                                 f"(or pass (array, sample_rate)); got shape {samples.shape}")
-        if not isinstance(rate, (int, np.integer)) or rate <= 0:
-            raise AudioError(f"{source}: sample rate must be a positive integer, got {rate!r}")
+        samples, rate = audio_input(item, self.sample_rate, source)
         if rate < self.sample_rate:
             log.warning("%s: recorded at %d Hz, below the %d Hz this model was trained on; its upper "
                         "band is missing and accuracy will suffer", source, rate, self.sample_rate)

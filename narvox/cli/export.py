@@ -10,14 +10,23 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("export", help="export a trained model directory to ONNX bundles")
     p.add_argument("model_dir", type=existing_dir)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--voices", type=existing_dir, help="TTS: a data dir (text_phones, codec codes) whose "
+                   "speakers become the bundle's shipped voices")
     p.set_defaults(func=cmd_export)
 
 
 def cmd_export(args) -> int:
-    from narvox.export.asr import export_model_dir
+    import torch
+    from narvox import registry
     if not (args.model_dir / "model.pt").is_file():
         raise UsageError(f"{args.model_dir}: no trained model (model.pt) here; "
                          "train one first: cd egs/synth_en/asr && ./run.sh")
+    kind = torch.load(args.model_dir / "model.pt", map_location="cpu", weights_only=False)["config"]["kind"]
+    if registry.training_kind(kind, where=args.model_dir).family == "tts":
+        from narvox.export.tts import export_valle
+        print(export_valle(args.model_dir, args.out, args.voices))
+        return 0
+    from narvox.export.asr import export_model_dir
     for bundle in export_model_dir(args.model_dir, args.out):
         print(bundle)
     return 0

@@ -123,7 +123,7 @@ def export_valle(model_dir: str | Path, out_dir: str | Path, voices_from: str | 
     t = 6
     res_args = (torch.randn(b, 5, d), torch.tensor([5, 3]), prompt, prompt_lens,
                 torch.randint(0, c.codebook_size, (b, q, t)), torch.tensor([6, 4]), torch.randn(b, t, d),
-                torch.tensor([1, 2]))
+                torch.tensor([1, q - 1]))
     paths.append(export(_ResidualGraph(model), res_args, files["residual"], kind.graphs["residual"],
                         [{0: "B", 1: "L"}, {0: "B"}, {0: "B", 2: "P"}, {0: "B"}, {0: "B", 2: "T"}, {0: "B"},
                          {0: "B", 1: "T"}, {0: "B"}, {0: "B", 1: "T"}]))

@@ -88,10 +88,13 @@ class OnnxTTS:
         return decoding.generate(self, phones, prompts, prompt_phones, options or decoding.GenerateOptions())
 
     def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
-        """Codes [Q, F] per item -> float32 audio per item (one padded batch, each row as alone)."""
-        lengths = [c.shape[1] for c in codes]
-        if max(lengths) == 0:
-            return [np.zeros(0, dtype=np.float32) for _ in codes]
-        padded, _ = decoding.pad(codes)
-        audio = self.codec.decode(padded, lengths)
-        return [audio[i, :n * self.hop_length] for i, n in enumerate(lengths)]
+        return decode_codes(self.codec, codes)
+
+
+def decode_codes(codec: OnnxCodec, codes: list[np.ndarray]) -> list[np.ndarray]:
+    """Codes [Q, F] per item -> float32 audio per item (one padded batch, each row as alone)."""
+    lengths = [c.shape[1] for c in codes]
+    if max(lengths) == 0:
+        return [np.zeros(0, dtype=np.float32) for _ in codes]
+    audio = codec.decode(decoding.pad(codes)[0], lengths)
+    return [audio[i, :n * codec.hop_length] for i, n in enumerate(lengths)]

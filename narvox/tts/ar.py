@@ -265,7 +265,7 @@ class ValleTTS(TtsBackend):
 
 
 class _TorchGraphs:
-    """ValleTTS as narvox.tts.decoding's ValleGraphs: numpy in, numpy out."""
+    """ValleTTS as narvox.tts.decoding's ValleGraphs: numpy in, numpy out, no autograd."""
 
     def __init__(self, model: ValleTTS):
         self.model = model
@@ -273,15 +273,18 @@ class _TorchGraphs:
         self.n_codebooks, self.codebook_size = model.config.n_codebooks, model.config.codebook_size
         self.d_model = model.config.d_model
 
+    @torch.no_grad()
     def encode(self, phones, phone_lens, prompt, prompt_lens):
         out = self.model.encode(*map(torch.from_numpy, (phones, phone_lens, prompt, prompt_lens)))
         return tuple(x.numpy() for x in out)
 
+    @torch.no_grad()
     def lm(self, tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text, cache):
         args = map(torch.from_numpy, (tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text))
         logits, keys, values = self.model.first.run(*args, *(cache or (None, None)))
         return logits.numpy(), (keys, values)
 
+    @torch.no_grad()
     def residual(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level):
         tensor = lambda x: None if x is None else torch.from_numpy(x)
         args = map(tensor, (text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level))

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# TTS on the embedded synthetic English corpus: data, codec tokens, phones, train, package.
+# TTS on the embedded synthetic English corpus: data, codec tokens, phones, train, package,
+# evaluate (judges, similarity, robustness, learning curve), export, pack (opt-in).
 #   ./run.sh                                             # VALL-E, aligned conditioning, CPU size
 #   ./run.sh --config conf/valle_prefix.yaml --exp exp/valle_prefix
 #   ./run.sh --size mini --train-args "optim.max_steps=200"
+#   ./run.sh --stage 7 --pack true                       # ship exp/valle_aligned/onnx as 'ar'
 #   ./run.sh --ngpu 1 --config conf/valle_aligned_gpu.yaml --exp exp/valle_aligned_gpu
-# Stage 0 (data) is here; stages 1-4 are utils/tts.sh (shared by every corpus), which takes
+# Stage 0 (data) is here; stages 1-7 are utils/tts.sh (shared by every corpus), which takes
 # every other option.
 set -euo pipefail
 stage=0

@@ -1,0 +1,50 @@
+"""`narvox synthesize`: text to a WAV file, in a shipped voice or the voice of a prompt recording."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from narvox.bundle import shipped
+from narvox.cli.args import UsageError, positive_float, positive_int
+from narvox.errors import NarvoxError
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("synthesize", help="text to speech with a shipped or trained model")
+    p.add_argument("text", nargs="?", help="what to say (several sentences are fine)")
+    p.add_argument("-o", "--output", type=Path, help="the WAV file to write")
+    p.add_argument("--backend", default="ar", help=f"shipped model: {' | '.join(shipped('tts')) or 'none yet'}")
+    p.add_argument("--model", help="a bundle directory or a trained model directory (instead of --backend)")
+    p.add_argument("--voice", help="a shipped voice (see --list-voices); default: the first")
+    p.add_argument("--prompt", type=Path, help="a recording of 1-10 s whose voice to speak in")
+    p.add_argument("--prompt-text", help="what the prompt says (default: transcribed by narvox's ASR)")
+    p.add_argument("--duration", type=positive_float, help="seconds of speech to make")
+    p.add_argument("--speed", type=positive_float, default=1.0, help="> 1 speaks faster (aligned models)")
+    p.add_argument("--seed", type=int, help="the same seed gives the same speech")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--list-voices", action="store_true", help="print the model's voices and exit")
+    p.add_argument("--num-threads", type=positive_int, default=2)
+    p.set_defaults(func=cmd_synthesize)
+
+
+def cmd_synthesize(args) -> int:
+    from narvox.audio import write_audio
+    from narvox.tts.api import TTS
+    if not args.list_voices and (args.text is None or args.output is None):
+        raise UsageError("give the text and -o OUTPUT.wav (or --list-voices)")
+    if args.voice and args.prompt:
+        raise UsageError("--voice and --prompt exclude each other")
+    try:
+        tts = TTS.from_pretrained(args.model or args.backend, num_threads=args.num_threads)
+    except NarvoxError as e:  # a model that cannot be loaded is a bad --model/--backend value
+        raise UsageError(str(e)) from e
+    if args.list_voices:
+        print("\n".join(tts.voices))
+        return 0
+    speech = tts.synthesize(args.text, voice=args.voice, prompt=args.prompt, prompt_text=args.prompt_text,
+                            duration=args.duration, speed=args.speed, seed=args.seed,
+                            temperature=args.temperature, top_k=args.top_k)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_audio(args.output, speech.audio, speech.sample_rate)
+    print(f"{args.output}: {speech.duration:.2f} s")
+    return 0

@@ -1,0 +1,201 @@
+"""`narvox.TTS`: text to speech with a shipped model, an exported bundle or a trained model directory.
+
+    tts = narvox.TTS.from_pretrained("ar")
+    speech = tts.synthesize("Hello world.", voice=tts.voices[0], seed=0)
+    speech.audio, speech.sample_rate
+    tts.synthesize(["One.", "Two."], prompt="me.wav", prompt_text="what I say in me.wav")
+
+The voice comes from a shipped voice (a prompt packed with the model) or a prompt recording,
+1-10 s of speech. Long texts are split into sentences, synthesized in one batch and joined with
+short pauses. Bundles run on ONNX Runtime without torch; model directories on PyTorch.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from narvox.asr.segment import has_speech
+from narvox.audio import audio_input, resample
+from narvox.bundle import MANIFEST, locate, shipped
+from narvox.errors import AudioError, NarvoxError, TextError
+from narvox.tts import decoding
+from narvox.tts.sampling import SamplingOptions
+
+log = logging.getLogger(__name__)
+MIN_PROMPT_SECONDS, MAX_PROMPT_SECONDS = 1.0, 10.0
+ALIGNED_PROMPT_SECONDS = 3.0  # what aligned models are trained with (narvox.recipes.tts_data)
+PAUSE_SECONDS = 0.25          # between the sentences of one text
+SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+
+
+@dataclass
+class Speech:
+    text: str
+    audio: np.ndarray   # float32 mono
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+
+class TTS:
+    """One synthesizer. `backend`: narvox.runtime.tts.OnnxTTS, or the PyTorch stand-in for a
+    model directory (same calls)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.sample_rate = backend.sample_rate
+        self.frame_rate = backend.codec.frame_rate
+        self._asr = None
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path = "ar", providers: list[str] | None = None,
+                        num_threads: int = 2, codec: str | Path = "narvox") -> "TTS":
+        """A shipped model by name (`ar`), a bundle directory (narvox.json) or a trained model
+        directory (model.pt; it speaks through `codec`, which must be the one it was trained on)."""
+        path = Path(name_or_dir)
+        if (path / "model.pt").is_file() and not (path / MANIFEST).is_file():
+            return cls(_TorchTTS(path, codec, num_threads))
+        if not (locate(name_or_dir, "tts") / MANIFEST).is_file():
+            raise NarvoxError(f"'{name_or_dir}' is neither a shipped TTS model ({', '.join(shipped('tts')) or 'none'}), "
+                              "a bundle directory (narvox.json) nor a model directory (model.pt)")
+        from narvox.runtime.tts import OnnxTTS
+        return cls(OnnxTTS(name_or_dir, providers, num_threads))
+
+    @property
+    def voices(self) -> list[str]:
+        return sorted(self.backend.voices)
+
+    def synthesize(self, text: str | Sequence[str], voice: str | None = None, prompt=None,
+                   prompt_text: str | None = None, duration: float | None = None, speed: float = 1.0,
+                   seed: int | None = None, batch_size: int = 8, **sampling) -> Speech | list[Speech]:
+        """Speech for a text or a list of texts, in one voice: a shipped `voice` (default: the
+        first), or a `prompt` recording (path, array at the model's rate, or (array, rate)) with
+        `prompt_text`, what it says (transcribed by narvox's ASR when omitted; only the prefix
+        conditioning reads it). `duration`: seconds per text; `speed` > 1 speaks faster.
+        `sampling`: temperature, top_k, top_p, repetition_window, repetition_ratio, cfg_scale."""
+        texts = [text] if isinstance(text, str) else list(text)
+        if not texts:
+            raise TextError("no text to synthesize")
+        try:
+            options = SamplingOptions(**sampling)
+        except (TypeError, ValueError) as e:
+            raise NarvoxError(f"sampling options: {e}") from e
+        if speed <= 0 or (duration is not None and duration <= 0):
+            raise NarvoxError(f"speed and duration must be > 0, got speed={speed}, duration={duration}")
+        if self.backend.conditioning == "prefix" and speed != 1.0:
+            raise NarvoxError("this model ends on its own end token, so it has no speed control: "
+                              "give a duration instead, or use an aligned model")
+        prompt_codes, prompt_phones = self._prompt(voice, prompt, prompt_text)
+        sentences = []  # (text index, phone ids)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str) or not t.strip():
+                raise TextError(f"text {i} is empty")
+            for sentence in SENTENCE_END.split(t.strip()):
+                if any(c.isalnum() for c in sentence):
+                    sentences.append((i, self.backend.phones(sentence)))
+            if not any(j == i for j, _ in sentences):
+                raise TextError(f"text {i} has nothing to pronounce: '{t}'")
+        frames = None
+        if duration is not None:  # each text's frames shared among its sentences by phone count
+            frames = []
+            for i, phones in sentences:
+                total = sum(len(p) for j, p in sentences if j == i)
+                frames.append(max(len(phones), round(duration * self.frame_rate * len(phones) / total)))
+        audio: list[np.ndarray] = []
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start:start + batch_size]
+            generate = decoding.GenerateOptions(
+                sampling=options, seed=seed, speed=speed,
+                durations=None if frames is None else tuple(frames[start:start + batch_size]))
+            codes = self.backend.generate([p for _, p in chunk], [prompt_codes] * len(chunk),
+                                          [prompt_phones] * len(chunk), generate)
+            audio += self.backend.decode(codes)
+        pause = np.zeros(int(PAUSE_SECONDS * self.sample_rate), dtype=np.float32)
+        results = []
+        for i, t in enumerate(texts):
+            parts = [a for (j, _), a in zip(sentences, audio) if j == i]
+            joined = [x for k, part in enumerate(parts) for x in ([pause, part] if k else [part])]
+            results.append(Speech(t, np.concatenate(joined).astype(np.float32), self.sample_rate))
+        return results[0] if isinstance(text, str) else results
+
+    def _prompt(self, voice: str | None, prompt, prompt_text: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """(codes [Q, P], phone ids of what the prompt says) of a shipped voice or a recording."""
+        if voice is not None and prompt is not None:
+            raise NarvoxError("give a voice or a prompt, not both")
+        if prompt is None:
+            if voice is None:
+                if not self.backend.voices:
+                    raise NarvoxError("this model ships no voices: give a prompt recording")
+                voice = self.voices[0]
+            if voice not in self.backend.voices:
+                raise NarvoxError(f"unknown voice '{voice}' (voices: {', '.join(self.voices) or 'none'})")
+            return self.backend.voices[voice]
+        source = str(prompt) if isinstance(prompt, (str, Path)) else "<prompt array>"
+        samples, rate = audio_input(prompt, self.sample_rate, source)
+        samples = resample(samples, rate, self.sample_rate)
+        seconds = len(samples) / self.sample_rate
+        if seconds < MIN_PROMPT_SECONDS:
+            raise AudioError(f"{source}: the prompt is {seconds:.2f} s; give at least {MIN_PROMPT_SECONDS:g} s of speech")
+        if not has_speech(samples, self.sample_rate):
+            raise AudioError(f"{source}: the prompt is silent")
+        if seconds > MAX_PROMPT_SECONDS:
+            log.warning("%s: the prompt is %.1f s; using its first %g s", source, seconds, MAX_PROMPT_SECONDS)
+            samples = samples[:int(MAX_PROMPT_SECONDS * self.sample_rate)]
+        if self.backend.conditioning == "aligned":  # the voice only: a crop as long as in training
+            keep = int(ALIGNED_PROMPT_SECONDS * self.sample_rate)
+            start = max(0, (len(samples) - keep) // 2)
+            return self._encode(samples[start:start + keep]), np.zeros(0, dtype=np.int64)
+        if prompt_text is None:
+            prompt_text = self._transcribe(samples)
+            log.info("%s: the prompt says (by narvox's ASR) '%s'", source, prompt_text)
+        return self._encode(samples), self.backend.phones(prompt_text)
+
+    def _encode(self, samples: np.ndarray) -> np.ndarray:
+        return np.asarray(self.backend.codec.encode(samples[None]))[0, :self.backend.n_codebooks]
+
+    def _transcribe(self, samples: np.ndarray) -> str:
+        if self._asr is None:
+            from narvox.asr.api import ASR
+            self._asr = ASR.from_pretrained("ctc")
+        text = self._asr.transcribe(samples).text
+        if not text:
+            raise AudioError("narvox's ASR heard no words in the prompt: give prompt_text")
+        return text
+
+
+class _TorchTTS:
+    """A trained model directory with the calls of narvox.runtime.tts.OnnxTTS (no shipped voices)."""
+
+    def __init__(self, model_dir: Path, codec: str | Path, num_threads: int):
+        import torch
+        from narvox.runtime.codec import OnnxCodec
+        from narvox.text.tokens import load_tokenizer
+        from narvox.tts.ar import _TorchGraphs
+        from narvox.tts.build import load_model
+        torch.set_num_threads(num_threads)
+        model, _, identity = load_model(model_dir)
+        self.codec = OnnxCodec(codec, num_threads=num_threads)
+        if self.codec.identity() != identity:
+            raise NarvoxError(f"{model_dir} speaks codec {identity}, not {codec}'s {self.codec.identity()}")
+        self.graphs = _TorchGraphs(model)
+        self.conditioning, self.n_codebooks = model.config.conditioning, model.config.n_codebooks
+        self.sample_rate = self.codec.sample_rate
+        self.tokenizer = load_tokenizer(model_dir)
+        self.voices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def phones(self, text: str) -> np.ndarray:
+        return np.array(self.tokenizer.encode(text), dtype=np.int64)
+
+    def generate(self, phones, prompts, prompt_phones, options):
+        return decoding.generate(self.graphs, phones, prompts, prompt_phones, options)
+
+    def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
+        from narvox.runtime.tts import decode_codes
+        return decode_codes(self.codec, codes)

@@ -1,0 +1,88 @@
+"""narvox.TTS and `narvox synthesize` on a tiny exported bundle (its speech is noise; what is
+tested is the API: batching, voices, prompts, durations, errors)."""
+import logging
+
+import numpy as np
+import pytest
+
+from narvox.cli import main
+from narvox.errors import AudioError, NarvoxError, TextError
+from narvox.tts.api import TTS
+from tests.test_tts_export import tiny_model_dir
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    from narvox.export.tts import export_valle
+    tmp = tmp_path_factory.mktemp("tts_api")
+    model_dir, _ = tiny_model_dir(tmp, "aligned")
+    out = export_valle(model_dir, tmp / "bundle")
+    rng = np.random.default_rng(0)
+    np.savez(out / "voices.npz", names=np.array(["alice", "bob"]),
+             codes_0=rng.integers(0, 1024, (3, 150)).astype(np.int16), phones_0=np.zeros(0, dtype=np.int64),
+             codes_1=rng.integers(0, 1024, (3, 150)).astype(np.int16), phones_1=np.zeros(0, dtype=np.int64))
+    return out, model_dir
+
+
+def speech_like(seconds: float, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def test_synthesize_texts_in_voices_and_prompts(bundle, tmp_path):
+    tts = TTS.from_pretrained(bundle[0], num_threads=1)
+    assert tts.voices == ["alice", "bob"]
+    one = tts.synthesize("Hello world. How are you?", seed=0)
+    again = tts.synthesize("Hello world. How are you?", voice="alice", seed=0)
+    assert one.sample_rate == 16000 and one.audio.dtype == np.float32 and len(one.audio) > 0
+    assert np.array_equal(one.audio, again.audio)  # the default voice is the first; a seed repeats
+    both = tts.synthesize(["Hello world.", "Good morning, Bob."], voice="bob", seed=1)
+    assert [s.text for s in both] == ["Hello world.", "Good morning, Bob."]
+    timed = tts.synthesize("Hello world.", duration=2.0, seed=0)
+    assert abs(timed.duration - 2.0) < 0.05
+    import soundfile as sf
+    sf.write(tmp_path / "prompt.wav", speech_like(2.0), 16000)
+    assert len(tts.synthesize("Hello.", prompt=tmp_path / "prompt.wav", seed=0).audio) > 0
+    assert len(tts.synthesize("Hello.", prompt=(speech_like(2.0, 8000), 8000), seed=0).audio) > 0
+
+
+def test_bad_input_is_named(bundle, tmp_path, caplog):
+    tts = TTS.from_pretrained(bundle[0], num_threads=1)
+    with pytest.raises(TextError, match="text 1 is empty"):
+        tts.synthesize(["Hello.", "  "])
+    with pytest.raises(TextError, match="nothing to pronounce"):
+        tts.synthesize("...")
+    with pytest.raises(NarvoxError, match=r"unknown voice 'carol' \(voices: alice, bob\)"):
+        tts.synthesize("Hello.", voice="carol")
+    with pytest.raises(AudioError, match="0.50 s; give at least 1 s"):
+        tts.synthesize("Hello.", prompt=speech_like(0.5))
+    with pytest.raises(AudioError, match="silent"):
+        tts.synthesize("Hello.", prompt=np.zeros(32000, dtype=np.float32))
+    with pytest.raises(AudioError, match="missing.wav"):
+        tts.synthesize("Hello.", prompt=tmp_path / "missing.wav")
+    with pytest.raises(NarvoxError, match="sampling options"):
+        tts.synthesize("Hello.", temprature=0.5)
+    with caplog.at_level(logging.WARNING):
+        tts.synthesize("Hello.", prompt=speech_like(12.0), seed=0)
+    assert "using its first 10 s" in caplog.text
+
+
+def test_model_directory_runs_on_pytorch(bundle):
+    tts = TTS.from_pretrained(bundle[1], num_threads=1)
+    assert tts.voices == []
+    with pytest.raises(NarvoxError, match="ships no voices"):
+        tts.synthesize("Hello.")
+    assert len(tts.synthesize("Hello.", prompt=speech_like(2.0), seed=0).audio) > 0
+
+
+def test_cli_synthesize(bundle, tmp_path, capsys):
+    out = tmp_path / "x.wav"
+    assert main(["synthesize", "Hello world.", "-o", str(out), "--model", str(bundle[0]), "--seed", "0"]) == 0
+    import soundfile as sf
+    audio, sr = sf.read(out)
+    assert sr == 16000 and len(audio) > 0
+    assert main(["synthesize", "--list-voices", "--model", str(bundle[0])]) == 0
+    assert capsys.readouterr().out.split()[-2:] == ["alice", "bob"]
+    assert main(["synthesize", "Hello."]) == 2  # no -o
+    assert main(["synthesize", "Hello.", "-o", str(out), "--model", str(tmp_path / "nope")]) == 2
+    assert main(["synthesize", "Hello.", "-o", str(out), "--model", str(bundle[0]), "--voice", "carol"]) == 1
