@@ -18,6 +18,7 @@ same sentence by the same voice.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -31,7 +32,7 @@ from narvox.codecs.dump import CodesFile, codes_path
 from narvox.data.kaldi import DataDir, read_data_dir
 from narvox.eval.wer import error_rates
 from narvox.text.tokens import TokenTable
-from narvox.tts.core import GenerateOptions, TtsBackend
+from narvox.tts.decoding import GenerateOptions
 from narvox.tts.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,11 @@ JUDGES = ("ctc", "pocketsphinx")
 @dataclass
 class Item:
     utt: str
-    phones: torch.Tensor         # target text's phone ids
+    phones: np.ndarray         # target text's phone ids
     prompt_utt: str
-    prompt: torch.Tensor         # [Q, P] codes
-    prompt_phones: torch.Tensor  # the prompt's phone ids (its whole text; empty for a crop)
-    prompt_start: int            # first frame of the prompt in its utterance
+    prompt: np.ndarray         # [Q, P] codes
+    prompt_phones: np.ndarray  # the prompt's phone ids (its whole text; empty for a crop)
+    prompt_start: int          # first frame of the prompt in its utterance
 
 
 def choose_prompts(data: DataDir, codes: CodesFile, table: TokenTable, whole_text: bool,
@@ -56,7 +57,7 @@ def choose_prompts(data: DataDir, codes: CodesFile, table: TokenTable, whole_tex
     every model is judged on the same pairs. Returns the items and the utterances left out because
     their speaker has no other one (the caller reports them)."""
     frame_rate = codes.identity["frame_rate"]
-    ids = lambda utt: torch.tensor([table[p] for p in data.extra["text_phones"][utt].split()])
+    ids = lambda utt: np.array([table[p] for p in data.extra["text_phones"][utt].split()], dtype=np.int64)
     items, alone = [], []
     for utt in data.utt_ids:
         mates = data.spk2utt[data.utt2spk[utt]]
@@ -69,34 +70,38 @@ def choose_prompts(data: DataDir, codes: CodesFile, table: TokenTable, whole_tex
             fits = [u for u in order if codes[u].shape[1] <= max_seconds * frame_rate]
             other = fits[0] if fits else order[0]
             c = codes[other]
-            items.append(Item(utt, ids(utt), other, torch.from_numpy(c), ids(other), 0))
+            items.append(Item(utt, ids(utt), other, c, ids(other), 0))
         else:
             other = order[0]
             c = codes[other]
             n = int(prompt_seconds * frame_rate)
             start = max(0, (c.shape[1] - n) // 2)
-            items.append(Item(utt, ids(utt), other, torch.from_numpy(c[:, start:start + n]),
-                              torch.zeros(0, dtype=torch.long), start))
+            items.append(Item(utt, ids(utt), other, c[:, start:start + n], np.zeros(0, dtype=np.int64), start))
     return items, alone
 
 
-def synthesize(model: TtsBackend, codec, items: list[Item], options: GenerateOptions,
-               batch_size: int = 8) -> tuple[list[np.ndarray], float]:
-    """Audio of every item (batches of similar text length) and the seconds it took."""
+def open_tts(model: str | Path, codec: str = "narvox", num_threads: int = 2):
+    """The synthesizer of a bundle (ONNX Runtime) or a trained model directory (PyTorch), as
+    narvox.TTS runs it."""
+    from narvox.tts.api import TTS
+    return TTS.from_pretrained(model, num_threads=num_threads, codec=codec).backend
+
+
+def synthesize(tts, items: list[Item], options: GenerateOptions, batch_size: int = 8,
+               durations: list[int] | None = None) -> tuple[list[np.ndarray], float]:
+    """Audio of every item (batches of similar text length) and the seconds it took.
+    `durations`: frames per item, imposed (speed measurements use the real recordings')."""
     order = sorted(range(len(items)), key=lambda i: len(items[i].phones))
     audio: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(items)
     start = time.perf_counter()
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
-        codes = model.generate([items[i].phones for i in idx], [items[i].prompt for i in idx],
-                               [items[i].prompt_phones for i in idx], options)
-        lengths = [c.shape[1] for c in codes]
-        padded = np.zeros((len(idx), codes[0].shape[0], max(max(lengths), 1)), dtype=np.int64)
-        for row, c in enumerate(codes):
-            padded[row, :, :c.shape[1]] = c.numpy()
-        wavs = np.asarray(codec.decode(padded, lengths)) if max(lengths) > 0 else np.zeros((len(idx), 0))
-        for row, i in enumerate(idx):
-            audio[i] = wavs[row, :lengths[row] * codec.hop_length].astype(np.float32)
+        if durations is not None:
+            options = dataclasses.replace(options, durations=tuple(durations[i] for i in idx))
+        codes = tts.generate([items[i].phones for i in idx], [items[i].prompt for i in idx],
+                             [items[i].prompt_phones for i in idx], options)
+        for i, wav in zip(idx, tts.decode(codes)):
+            audio[i] = wav
     return audio, time.perf_counter() - start
 
 
@@ -109,24 +114,16 @@ def judge_texts(judge: str, wavs: list[np.ndarray], sample_rate: int, num_thread
     return [t.text for t in ASR.from_pretrained(judge, num_threads=num_threads).transcribe(batch, batch_size=16)]
 
 
-def evaluate(model_dir: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int | None = None,
+def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int | None = None,
              judges: tuple[str, ...] = JUDGES, similarity: bool = True, options: GenerateOptions | None = None,
-             num_threads: int = 2, model: TtsBackend | None = None) -> dict:
-    from narvox.recipes.codec_eval import open_codec
-    from narvox.text.tokens import load_tokenizer
-    from narvox.tts.build import load_model
-    torch.set_num_threads(num_threads)
-    saved_codec = None
-    if model is None:
-        model, _, saved_codec = load_model(model_dir)
-    codec = open_codec(codec_dir, "onnx", num_threads)
-    if saved_codec is not None and saved_codec != codec.identity():
-        raise ValueError(f"{model_dir} speaks codec {saved_codec}, not {codec_dir}'s {codec.identity()}")
+             num_threads: int = 2) -> tuple[dict, list[np.ndarray]]:
+    """Judge a bundle or model directory on a data dir; returns the result and the audio."""
+    tts = open_tts(model, codec_dir, num_threads)
+    codec = tts.codec
     data = read_data_dir(data_dir)
     codes = CodesFile(codes_path(data_dir, codec.name))
     codes.check_codec(codec.identity())
-    table = load_tokenizer(model_dir).table
-    items, alone = choose_prompts(data, codes, table, model.config.conditioning == "prefix")
+    items, alone = choose_prompts(data, codes, tts.tokenizer.table, tts.conditioning == "prefix")
     if alone:
         log.warning("%s: left out %d utterances whose speaker has no other one to prompt them (%s)",
                     data_dir, len(alone), ", ".join(alone[:3]))
@@ -135,33 +132,33 @@ def evaluate(model_dir: str | Path, data_dir: str | Path, codec_dir: str = "narv
     items = items[:max_utts]
     options = options or GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=50), seed=0)
     sr = codec.sample_rate
-    tts, seconds = synthesize(model, codec, items, options)
+    audio, seconds = synthesize(tts, items, options)
     real = [data.load_audio(it.utt, sr)[0] for it in items]
     refs = [data.text[it.utt] for it in items]
-    result = {"model": str(model_dir), "data": str(data_dir), "utterances": len(items), "left_out": len(alone),
-              "conditioning": model.config.conditioning, "options": repr(options),
-              "rtf": seconds / max(1e-9, sum(len(w) for w in tts) / sr), "judges": {}}
+    result = {"model": str(model), "data": str(data_dir), "utterances": len(items), "left_out": len(alone),
+              "conditioning": tts.conditioning, "options": repr(options),
+              "rtf": seconds / max(1e-9, sum(len(w) for w in audio) / sr), "judges": {}}
     for judge in judges:
         on_real = error_rates(refs, judge_texts(judge, real, sr, num_threads))
-        on_tts = error_rates(refs, judge_texts(judge, tts, sr, num_threads))
+        on_tts = error_rates(refs, judge_texts(judge, audio, sr, num_threads))
         result["judges"][judge] = {"wer_real": 100 * on_real.wer, "cer_real": 100 * on_real.cer,
                                    "wer_tts": 100 * on_tts.wer, "cer_tts": 100 * on_tts.cer,
                                    "wer_ratio": on_tts.wer / max(on_real.wer, 1e-9),
                                    "cer_ratio": on_tts.cer / max(on_real.cer, 1e-9)}
-    ratio = np.array([len(t) / max(1, len(r)) for t, r in zip(tts, real)])
+    ratio = np.array([len(t) / max(1, len(r)) for t, r in zip(audio, real)])
     result["robustness"] = {"too_long": float((ratio > 1.5).mean()), "too_short": float((ratio < 0.5).mean()),
-                            "empty": float(np.mean([len(t) < sr // 10 for t in tts]))}
+                            "empty": float(np.mean([len(t) < sr // 10 for t in audio]))}
     if similarity:
         from narvox.eval.tts import SpeakerSimilarity
         judge = SpeakerSimilarity(num_threads=1)
         hop = codec.hop_length
         prompts = [data.load_audio(it.prompt_utt, sr)[0][it.prompt_start * hop:(it.prompt_start + it.prompt.shape[1]) * hop]
                    for it in items]
-        sim_tts = [judge.similarity(p, sr, t, sr) if len(t) > sr // 2 else 0.0 for p, t in zip(prompts, tts)]
+        sim_tts = [judge.similarity(p, sr, t, sr) if len(t) > sr // 2 else 0.0 for p, t in zip(prompts, audio)]
         sim_real = [judge.similarity(p, sr, r, sr) for p, r in zip(prompts, real)]
         result["similarity"] = {"tts": float(np.mean(sim_tts)), "real": float(np.mean(sim_real)),
                                 "ratio": float(np.mean(sim_tts) / np.mean(sim_real))}
-    return result, tts
+    return result, audio
 
 
 def markdown(result: dict) -> str:

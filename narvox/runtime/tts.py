@@ -28,7 +28,7 @@ class OnnxTTS:
         m = self.bundle.settings
         self.conditioning, self.n_codebooks, self.codebook_size = m["conditioning"], m["n_codebooks"], m["codebook_size"]
         self.d_model, self.layers, self.heads, self.head_dim = m["d_model"], m["layers"], m["heads"], m["head_dim"]
-        self.graphs = {role: GraphSession(self.bundle, role, providers, num_threads)
+        self.sessions = {role: GraphSession(self.bundle, role, providers, num_threads)
                        for role in ("encode", "lm", "residual")}
         self.tokenizer = PhoneTokenizer(TokenTable.load(self.bundle.file("tokens")), m["language"])
         self.codec = codec or self._codec(providers, num_threads)
@@ -50,14 +50,14 @@ class OnnxTTS:
     # -- ValleGraphs --------------------------------------------------------------------------
     def encode(self, phones, phone_lens, prompt, prompt_lens):
         if self.conditioning == "aligned":
-            return tuple(self.graphs["encode"](phones, phone_lens, prompt, prompt_lens))
-        first, rest = self.graphs["encode"](phones, phone_lens)
+            return tuple(self.sessions["encode"](phones, phone_lens, prompt, prompt_lens))
+        first, rest = self.sessions["encode"](phones, phone_lens)
         return first, rest, np.zeros(phones.shape, dtype=np.float32)
 
     def lm(self, tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text, cache):
         if cache is None:
             cache = (np.zeros((self.layers, len(tokens), self.heads, 0, self.head_dim), dtype=np.float32),) * 2
-        logits, keys, values = self.graphs["lm"](tokens, text, frame_cond, is_text, is_prompt, positions, key_valid,
+        logits, keys, values = self.sessions["lm"](tokens, text, frame_cond, is_text, is_prompt, positions, key_valid,
                                                  key_is_text, *cache)
         return logits, (keys, values)
 
@@ -67,7 +67,7 @@ class OnnxTTS:
             text, text_lens = np.zeros((b, 1, self.d_model), dtype=np.float32), np.zeros(b, dtype=np.int64)
         if frame_cond is None:  # prefix: no phone on any frame
             frame_cond = np.zeros((b, t, self.d_model), dtype=np.float32)
-        (logits,) = self.graphs["residual"](text, text_lens, prompt, prompt_lens, target, target_lens,
+        (logits,) = self.sessions["residual"](text, text_lens, prompt, prompt_lens, target, target_lens,
                                             frame_cond[:, :t], level)
         return logits
 

@@ -1,0 +1,34 @@
+"""bench/tts.py's speed measurements on a tiny bundle (the quality part is tts_eval's, tested
+with the recipe)."""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from tts import cache_versus_recompute, markdown, speed  # noqa: E402
+
+from narvox.recipes.tts_eval import Item, open_tts  # noqa: E402
+from tests.test_tts_export import tiny_model_dir  # noqa: E402
+
+
+def test_speed_rows(tmp_path):
+    from narvox.export.tts import export_valle
+    model_dir, _ = tiny_model_dir(tmp_path, "prefix")
+    bundle = export_valle(model_dir, tmp_path / "bundle")
+    rng = np.random.default_rng(0)
+    items = [Item(f"u{i}", rng.integers(4, 20, 6), "p", rng.integers(0, 1024, (8, 20)), rng.integers(4, 20, 3), 0)
+             for i in range(3)]
+    frames = [10, 14, 12]
+    result = {"bundle": str(bundle), "model": str(model_dir), "threads": 1, "quality": {},
+              "speed": {"utterances": 3}}
+    for name, path in (("onnxruntime", bundle), ("pytorch", model_dir)):
+        s = speed(open_tts(path, num_threads=1), items, frames, batch_sizes=(1, 2))
+        s["rtf_batch8"] = s["rtf_batch2"]
+        # per item: encode, the prefill, one lm step per frame, one residual pass per codebook above 1
+        assert abs(s["forward_passes_per_second"] * s["audio_seconds"] - sum(2 + f + 2 for f in frames)) < 1e-6
+        result["speed"][name] = s
+    result["speed"]["onnx_speedup"] = 1.0
+    rows = cache_versus_recompute(open_tts(bundle, num_threads=1), lengths=(10, 40), repeats=1)
+    assert [r["frames"] for r in rows] == [10, 40] and all(r["cached_ms"] > 0 for r in rows)
+    assert "| 40 |" in markdown({**result, "cache": rows})
