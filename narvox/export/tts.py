@@ -78,8 +78,8 @@ def shipped_voices(data_dir: str | Path, model_dir: str | Path, codec: dict, con
         speaker = data.utt2spk[item.utt]
         if speaker in names:
             continue
-        arrays[f"codes_{len(names)}"] = item.prompt[:n_codebooks].numpy().astype(np.int16)
-        arrays[f"phones_{len(names)}"] = item.prompt_phones.numpy()
+        arrays[f"codes_{len(names)}"] = item.prompt[:n_codebooks].astype(np.int16)
+        arrays[f"phones_{len(names)}"] = item.prompt_phones
         names.append(speaker)
     arrays["names"] = np.array(names)
     return arrays
