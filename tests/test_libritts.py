@@ -89,3 +89,33 @@ def test_cli(tmp_path):
     main(["--root", str(root), "--parts", "dev-clean", "test-clean", "--out", str(tmp_path / "data")])
     assert len(read_data_dir(tmp_path / "data/dev_clean")) == 8
     assert len(read_data_dir(tmp_path / "data/test_clean")) == 2
+
+
+def test_tts_recipe_data_codes_and_phones_stages(tmp_path):
+    """egs/libritts/tts/run.sh stages 0-2 on the fake tree: data dirs, codec tokens, phones."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from narvox.codecs.dump import CodesFile
+    root_dir = Path(__file__).resolve().parents[1]
+    corpus = fake_libritts(tmp_path / "corpus")
+    egs = tmp_path / "egs"
+    shutil.copytree(root_dir / "egs/utils", egs / "utils")
+    for recipe in ("synth_en", "libritts"):
+        shutil.copytree(root_dir / f"egs/{recipe}", egs / recipe, symlinks=True,
+                        ignore=shutil.ignore_patterns("corpus", "data", "dump", "exp"))
+    env = {**os.environ, "LIBRITTS": str(corpus), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    out = subprocess.run(["bash", "run.sh", "--stop-stage", "2", "--parts", "dev-clean test-clean"],
+                         cwd=egs / "libritts/tts", env=env, capture_output=True, text=True)
+    assert out.returncode == 1 and "data/train_clean_100" in out.stderr  # the default train set is absent
+    out = subprocess.run(["bash", "run.sh", "--stop-stage", "2", "--parts", "dev-clean test-clean",
+                          "--train-set", "dev_clean", "--valid-set", "test_clean", "--test-sets", ""],
+                         cwd=egs / "libritts/tts", env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = egs / "libritts/tts/data"
+    for part in ("dev_clean", "test_clean"):
+        utts = read_data_dir(data / part)
+        assert len(CodesFile(data / part / "codes_narvox.bin")) == len(utts)
+        assert set(utts.extra["text_phones"]) == set(utts.utt_ids)
+    assert (data / "lang_phone/tokens.txt").is_file()

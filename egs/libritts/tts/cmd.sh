@@ -1,0 +1,1 @@
+../../synth_en/tts/cmd.sh
