@@ -25,7 +25,7 @@ def tiny_model_dir(tmp_path, conditioning):
     tokenizer = PhoneTokenizer(TokenTable([*RESERVED, *symbols]))
     model = ValleTTS(TtsConfig(**{k: v for k, v in config.items() if k != "kind"}, n_phones=len(tokenizer)))
     # a trained duration predictor gives a few frames per phone; a fresh one gives about 0
-    torch.nn.init.constant_(model.durations.out.bias, 1.5) if conditioning == "aligned" else None
+    torch.nn.init.constant_(model.text_to_frames.durations.out.bias, 1.5) if conditioning == "aligned" else None
     out = tmp_path / f"model_{conditioning}"
     save_model(out, model.eval(), config, OnnxCodec("narvox").identity())
     tokenizer.save(out)

@@ -58,7 +58,9 @@ class _ResidualGraph(nn.Module):
         self.rest = model.rest
 
     def forward(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level):
-        return self.rest.logits(text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level)
+        nothing_known = torch.zeros_like(target[:, 0], dtype=torch.bool)  # VALL-E predicts whole levels
+        return self.rest.logits(text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level,
+                                nothing_known)
 
 
 def shipped_voices(data_dir: str | Path, model_dir: str | Path, codec: dict, conditioning: str,
