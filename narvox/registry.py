@@ -122,6 +122,8 @@ TRAINING_KINDS = {k.name: k for k in (
     # one bundle kind per conditioning: their text encoders differ
     TrainingKind("valle", "tts", "narvox.tts.ar:ValleTTS", "narvox.tts.core:TtsConfig",
                  ("valle_aligned", "valle_prefix")),
+    # its ONNX export is still to come
+    TrainingKind("masked", "tts", "narvox.tts.masked:MaskedTTS", "narvox.tts.core:TtsConfig", ()),
 )}
 
 

@@ -17,7 +17,7 @@ from narvox.tts.build import build_model, save_model
 
 # weights of the backends' losses (accuracies are logged, never weighted); the binarisation loss
 # of the aligned conditioning starts at `binarize_from` steps, once the soft alignment has formed
-LOSS_WEIGHTS = {"ce_first": 1.0, "ce_rest": 1.0, "forward_sum": 1.0, "duration": 1.0, "binarize": 1.0,
+LOSS_WEIGHTS = {"ce_first": 1.0, "ce_rest": 1.0, "ce_levels": 1.0, "forward_sum": 1.0, "duration": 1.0, "binarize": 1.0,
                 "binarize_from": 2000}
 TOKENIZER_FILES = ("tokens.txt", "tokenizer.json")
 

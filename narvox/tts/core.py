@@ -43,6 +43,11 @@ class TtsConfig:
     dropout: float = 0.1
     align_dim: int = 80          # the aligner's embedding width
     cond_drop: float = 0.1       # share of training items without text (for classifier-free guidance)
+    # the masked backend: share of items without their prompt (MaskGCT's guidance), the floor of
+    # the mask ratio, and the span masked frames come in (MAGNeT: 3; 1 = frame by frame)
+    prompt_drop: float = 0.15
+    min_mask_ratio: float = 0.1
+    mask_span: int = 1
 
     def __post_init__(self):
         if self.conditioning not in CONDITIONINGS:

@@ -21,12 +21,14 @@ class GenerateOptions:
     """How to generate. `durations`: per item, the target's length in codec frames (None: the
     duration predictor's, or the end token's under the prefix conditioning); `speed` divides
     predicted durations. `max_frames_per_phone` caps a prefix-conditioned AR that never emits
-    its end token (speech here runs at about 4 frames per phone)."""
+    its end token (speech here runs at about 4 frames per phone). `steps`: the masked backend's
+    mask-predict passes per codebook level, coarse to fine."""
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     seed: int | None = None
     durations: tuple[int, ...] | None = None
     speed: float = 1.0
     max_frames_per_phone: float = 8.0
+    steps: tuple[int, ...] | None = None  # masked backend: passes per codebook level (None: its default)
 
     def __post_init__(self):
         if self.speed <= 0:
@@ -84,6 +86,27 @@ def fit_durations(durations: np.ndarray, totals: np.ndarray, lens: np.ndarray) -
     ends = np.round(np.cumsum(extra, 1) / extra.sum(1, keepdims=True) * (totals - lens)[:, None]).astype(np.int64)
     added = np.diff(ends, axis=1, prepend=0)
     return (1 + added) * real
+
+
+def phone_durations(log_durations: np.ndarray, lens: np.ndarray, options: GenerateOptions) -> np.ndarray:
+    """Frames per phone [B, L] of the aligned conditioning: the predictor's, divided by the
+    speed, or scaled to the lengths the options impose."""
+    durations = frames_per_phone(log_durations, lens, options.speed)
+    if options.durations is not None:
+        durations = fit_durations(durations, np.asarray(options.durations, dtype=np.int64), lens)
+    return durations
+
+
+def check_inputs(n_codebooks: int, phones: list, prompts: list, prompt_phones: list | None, options) -> None:
+    """What every backend's generate refuses, before any work."""
+    b = len(phones)
+    if len(prompts) != b or (prompt_phones is not None and len(prompt_phones) != b):
+        raise ValueError("give one prompt (and prompt text) per item")
+    for i, p in enumerate(prompts):
+        if p.ndim != 2 or p.shape[0] < n_codebooks or p.shape[1] == 0:
+            raise ValueError(f"item {i}: prompt codes must be [>= {n_codebooks} codebooks, frames > 0], got {p.shape}")
+    if options.durations is not None and len(options.durations) != b:
+        raise ValueError("give one duration per item")
 
 
 def regulate(states: np.ndarray, durations: np.ndarray, n_frames: int) -> np.ndarray:
@@ -172,23 +195,14 @@ def decode_rest(graphs: ValleGraphs, text, text_lens, prompt, prompt_lens, first
 def generate(graphs: ValleGraphs, phones: list[np.ndarray], prompts: list[np.ndarray],
              prompt_phones: list[np.ndarray] | None, options) -> list[np.ndarray]:
     """What TtsBackend.generate promises, for any ValleGraphs: per item codes [Q, F]."""
-    q = graphs.n_codebooks
-    b = len(phones)
-    if len(prompts) != b or (prompt_phones is not None and len(prompt_phones) != b):
-        raise ValueError("give one prompt (and prompt text) per item")
-    for i, p in enumerate(prompts):
-        if p.ndim != 2 or p.shape[0] < q or p.shape[1] == 0:
-            raise ValueError(f"item {i}: prompt codes must be [>= {q} codebooks, frames > 0], got {p.shape}")
-    if options.durations is not None and len(options.durations) != b:
-        raise ValueError("give one duration per item")
+    q, b = graphs.n_codebooks, len(phones)
+    check_inputs(q, phones, prompts, prompt_phones, options)
     prompt, prompt_lens = pad([p[:q] for p in prompts])
     rngs = row_generators(options.seed, b)
     if graphs.conditioning == "aligned":
         ph, lens = pad(phones)
         first_states, rest_states, log_d = graphs.encode(ph, lens, prompt, prompt_lens)
-        durations = frames_per_phone(log_d, lens, options.speed)
-        if options.durations is not None:
-            durations = fit_durations(durations, np.asarray(options.durations, dtype=np.int64), lens)
+        durations = phone_durations(log_d, lens, options)
         n_frames = durations.sum(1)
         width = int(n_frames.max())
         conds = [regulate(s, durations, width) for s in (first_states, rest_states)]
