@@ -37,11 +37,11 @@ class CountingGraphs:
     def __init__(self, graphs):
         self.graphs, self.calls = graphs, 0
         for name in ("conditioning", "n_codebooks", "codebook_size", "d_model"):
-            setattr(self, name, getattr(graphs, name))
+            setattr(self, name, getattr(graphs, name, None))
 
     def __getattr__(self, name):
         call = getattr(self.graphs, name)
-        if name not in ("encode", "lm", "residual"):
+        if name not in ("encode", "lm", "residual", "levels"):
             return call
 
         def counted(*args):
@@ -58,11 +58,11 @@ def speed(tts, items, frames: list[int], batch_sizes=(1, 8)) -> dict:
     for b in batch_sizes:
         _, took = synthesize(tts, items, SAMPLING, b, frames)
         out[f"rtf_batch{b}"] = took / seconds
-    counting = CountingGraphs(getattr(tts, "graphs", tts))  # a model directory's, or the bundle itself
-    from narvox.tts import decoding
+    counting = CountingGraphs(tts.graphs)
+    loop = type(tts.model).loop if hasattr(tts, "model") else tts.graphs.generate
     for i in range(len(items)):
-        decoding.generate(counting, [items[i].phones], [items[i].prompt], [items[i].prompt_phones],
-                          GenerateOptions(sampling=SAMPLING.sampling, seed=0, durations=(frames[i],)))
+        loop(counting, [items[i].phones], [items[i].prompt], [items[i].prompt_phones],
+             GenerateOptions(sampling=SAMPLING.sampling, seed=0, durations=(frames[i],)))
     out["forward_passes_per_second"] = counting.calls / seconds
     out["audio_seconds"] = seconds
     return out
@@ -80,12 +80,12 @@ def cache_versus_recompute(tts, lengths=(50, 150, 300, 500), repeats: int = 5) -
         no = np.zeros((1, n), dtype=bool)
         positions = np.arange(n)[None]
         valid = np.ones((1, n), dtype=bool)
-        _, cache = tts.lm(tokens[:, :-1], zeros[:, :-1], zeros[:, :-1], no[:, :-1], no[:, :-1], positions[:, :-1],
+        _, cache = tts.graphs.lm(tokens[:, :-1], zeros[:, :-1], zeros[:, :-1], no[:, :-1], no[:, :-1], positions[:, :-1],
                           valid[:, :-1], no[:, :-1], None)
         timing = {}
-        for name, call in (("cached", lambda: tts.lm(tokens[:, -1:], zeros[:, -1:], zeros[:, -1:], no[:, -1:],
+        for name, call in (("cached", lambda: tts.graphs.lm(tokens[:, -1:], zeros[:, -1:], zeros[:, -1:], no[:, -1:],
                                                      no[:, -1:], positions[:, -1:], valid, no, cache)),
-                           ("recomputed", lambda: tts.lm(tokens, zeros, zeros, no, no, positions, valid, no, None))):
+                           ("recomputed", lambda: tts.graphs.lm(tokens, zeros, zeros, no, no, positions, valid, no, None))):
             call()
             start = time.perf_counter()
             for _ in range(repeats):

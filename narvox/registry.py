@@ -63,6 +63,14 @@ RUNTIMES = {"asr": "narvox.runtime.asr:OnnxASR", "codec": "narvox.runtime.codec:
 _ASR_SETTINGS = ("sample_rate", "fbank", "frame_shift", "lfr_m", "lfr_n", "min_frames")
 _CTC_ENCODER = Graph(("x", "x_lens"), ("log_probs", "log_probs_lens"))
 
+_TTS_FILES = {"tokens": "tokens.txt", "voices": "voices.npz"}
+_TTS_SETTINGS = ("conditioning", "n_codebooks", "codebook_size", "d_model", "language", "codec", "codec_bundle")
+_LEVEL_INPUTS = ("text", "text_lens", "prompt", "prompt_lens", "target", "target_lens", "frame_cond", "level")
+_STATES = ("first_states", "rest_states")
+_TTS_ENCODERS = (  # conditioning -> the encode graph of a backend with n stages
+    ("aligned", lambda n: Graph(("phones", "phone_lens", "prompt", "prompt_lens"), (*_STATES[:n], "log_durations"))),
+    ("prefix", lambda n: Graph(("phones", "phone_lens"), _STATES[:n])))
+
 BUNDLE_KINDS = {k.name: k for k in (
     BundleKind(
         "ctc", "asr", "narvox.export.asr:export_ctc", "narvox.runtime.asr:CtcRunner",
@@ -92,24 +100,26 @@ BUNDLE_KINDS = {k.name: k for k in (
         graphs={"encoder": Graph(("wav",), ("codes",)), "decoder": Graph(("codes",), ("wav",))},
         settings=("codec", "weights", "sample_rate", "frame_rate", "codebook_size", "hop_length",
                   "max_codebooks", "n_codebooks", "min_frames")),
+    # TTS: one bundle kind per backend and conditioning (their text encoders differ: the aligned
+    # one also predicts durations, from the prompt's voice). The codec is named (settings "codec":
+    # its identity, "codec_bundle": where it is), not copied.
     *(BundleKind(
-        # VALL-E: the three computations narvox.tts.decoding generates with; the codec is named
-        # (settings "codec": its identity, "codec_bundle": where it is), not copied. The aligned
-        # conditioning's text encoder also predicts durations, from the prompt's voice.
-        f"valle_{conditioning}", "tts", "narvox.export.tts:export_valle", None,
-        files={"encode": "encode.onnx", "lm": "lm.onnx", "residual": "residual.onnx", "tokens": "tokens.txt",
-               "voices": "voices.npz"},
-        graphs={"encode": encode,
+        # VALL-E: what narvox.tts.decoding generates with
+        f"valle_{conditioning}", "tts", "narvox.export.tts:export_tts", None,
+        files={"encode": "encode.onnx", "lm": "lm.onnx", "residual": "residual.onnx", **_TTS_FILES},
+        graphs={"encode": encode(2),
                 "lm": Graph(("tokens", "text", "frame_cond", "is_text", "is_prompt", "positions", "key_valid",
                              "key_is_text", "keys", "values"), ("logits", "new_keys", "new_values")),
-                "residual": Graph(("text", "text_lens", "prompt", "prompt_lens", "target", "target_lens",
-                                   "frame_cond", "level"), ("logits",))},
-        settings=("conditioning", "n_codebooks", "codebook_size", "d_model", "layers", "heads", "head_dim",
-                  "language", "codec", "codec_bundle"))
-      for conditioning, encode in (
-          ("aligned", Graph(("phones", "phone_lens", "prompt", "prompt_lens"),
-                            ("first_states", "rest_states", "log_durations"))),
-          ("prefix", Graph(("phones", "phone_lens"), ("first_states", "rest_states"))))),
+                "residual": Graph(_LEVEL_INPUTS, ("logits",))},
+        settings=(*_TTS_SETTINGS, "layers", "heads", "head_dim"))
+      for conditioning, encode in _TTS_ENCODERS),
+    *(BundleKind(
+        # masked: what narvox.tts.mask_predict generates with
+        f"masked_{conditioning}", "tts", "narvox.export.tts:export_tts", None,
+        files={"encode": "encode.onnx", "levels": "levels.onnx", **_TTS_FILES},
+        graphs={"encode": encode(1), "levels": Graph((*_LEVEL_INPUTS, "known"), ("logits",))},
+        settings=_TTS_SETTINGS)
+      for conditioning, encode in _TTS_ENCODERS),
 )}
 
 TRAINING_KINDS = {k.name: k for k in (
@@ -122,8 +132,8 @@ TRAINING_KINDS = {k.name: k for k in (
     # one bundle kind per conditioning: their text encoders differ
     TrainingKind("valle", "tts", "narvox.tts.ar:ValleTTS", "narvox.tts.core:TtsConfig",
                  ("valle_aligned", "valle_prefix")),
-    # its ONNX export is still to come
-    TrainingKind("masked", "tts", "narvox.tts.masked:MaskedTTS", "narvox.tts.core:TtsConfig", ()),
+    TrainingKind("masked", "tts", "narvox.tts.masked:MaskedTTS", "narvox.tts.core:TtsConfig",
+                 ("masked_aligned", "masked_prefix")),
 )}
 
 

@@ -13,9 +13,9 @@ from tests.test_tts_export import tiny_model_dir  # noqa: E402
 
 
 def test_speed_rows(tmp_path):
-    from narvox.export.tts import export_valle
+    from narvox.export.tts import export_tts
     model_dir, _ = tiny_model_dir(tmp_path, "prefix")
-    bundle = export_valle(model_dir, tmp_path / "bundle")
+    bundle = export_tts(model_dir, tmp_path / "bundle")
     rng = np.random.default_rng(0)
     items = [Item(f"u{i}", rng.integers(4, 20, 6), "p", rng.integers(0, 1024, (8, 20)), rng.integers(4, 20, 3), 0)
              for i in range(3)]

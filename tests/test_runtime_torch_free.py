@@ -70,7 +70,8 @@ tts = load_bundle(BUNDLE)
 assert isinstance(tts, OnnxTTS)
 phones = tts.phones("hello world")
 prompt = np.random.default_rng(0).integers(0, tts.codebook_size, (8, 50))
-options = GenerateOptions(sampling=SamplingOptions(temperature=0.9, top_k=10), seed=0, max_frames_per_phone=2)
+options = GenerateOptions(sampling=SamplingOptions(temperature=0.9, top_k=10), seed=0, max_frames_per_phone=2,
+                          steps=(2, 1))
 codes = tts.generate([phones], [prompt], [phones[:3]], options)
 audio = tts.decode(codes)
 assert len(audio[0]) == codes[0].shape[1] * tts.hop_length > 0
@@ -92,14 +93,15 @@ def _check(out: subprocess.CompletedProcess) -> None:
 def every_kind(bundles, tmp_path_factory):  # noqa: F811
     """A bundle of every bundle kind: the test exports of the ASR kinds and of tiny TTS models,
     the shipped codec."""
-    from narvox.export.tts import export_valle
+    from narvox.export.tts import export_tts
     from tests.test_tts_export import tiny_model_dir
     found = {kind: bundle for kind, (bundle, _) in bundles.items()}
     found["codec"] = shipped("codec")["narvox"]
     tmp = tmp_path_factory.mktemp("tts")
-    for conditioning in ("aligned", "prefix"):
-        model_dir, _ = tiny_model_dir(tmp, conditioning)
-        found[f"valle_{conditioning}"] = export_valle(model_dir, tmp / conditioning)
+    for kind in ("valle", "masked"):
+        for conditioning in ("aligned", "prefix"):
+            model_dir, _ = tiny_model_dir(tmp, conditioning, kind)
+            found[f"{kind}_{conditioning}"] = export_tts(model_dir, tmp / f"{kind}_{conditioning}")
     return found
 
 

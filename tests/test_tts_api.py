@@ -13,10 +13,10 @@ from tests.test_tts_export import tiny_model_dir
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    from narvox.export.tts import export_valle
+    from narvox.export.tts import export_tts
     tmp = tmp_path_factory.mktemp("tts_api")
     model_dir, _ = tiny_model_dir(tmp, "aligned")
-    out = export_valle(model_dir, tmp / "bundle")
+    out = export_tts(model_dir, tmp / "bundle")
     rng = np.random.default_rng(0)
     np.savez(out / "voices.npz", names=np.array(["alice", "bob"]),
              codes_0=rng.integers(0, 1024, (3, 150)).astype(np.int16), phones_0=np.zeros(0, dtype=np.int64),

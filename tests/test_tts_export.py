@@ -7,36 +7,36 @@ import torch
 from narvox.runtime.codec import OnnxCodec
 from narvox.runtime.tts import OnnxTTS
 from narvox.text.tokens import RESERVED, PhoneTokenizer, TokenTable
-from narvox.tts.ar import ValleTTS
-from narvox.tts.build import save_model
-from narvox.tts.core import GenerateOptions, TtsConfig
+from narvox.tts.build import build_model, save_model
+from narvox.tts.core import GenerateOptions
 from narvox.tts.sampling import SamplingOptions
 
-GREEDY = GenerateOptions(sampling=SamplingOptions(temperature=0), max_frames_per_phone=3)
+GREEDY = GenerateOptions(sampling=SamplingOptions(temperature=0), max_frames_per_phone=3, steps=(3, 2))
 SAMPLED = GenerateOptions(sampling=SamplingOptions(temperature=0.8, top_k=20, cfg_scale=1.5), seed=7,
-                          max_frames_per_phone=3)
+                          max_frames_per_phone=3, steps=(3, 2))
 
 
-def tiny_model_dir(tmp_path, conditioning):
+def tiny_model_dir(tmp_path, conditioning, kind="valle"):
     torch.manual_seed(0)
-    config = dict(kind="valle", conditioning=conditioning, codebook_size=1024, n_codebooks=3, d_model=32, n_heads=2,
+    config = dict(kind=kind, conditioning=conditioning, codebook_size=1024, n_codebooks=3, d_model=32, n_heads=2,
                   d_ff=64, phone_layers=1, layers=2, residual_layers=1, align_dim=16, dropout=0.0)
     symbols = ["a", "b", "d", "e", "i", "k", "l", "m", "n", "o", "s", "t", "u", "|", "ð", "ə", "ɪ"]
     tokenizer = PhoneTokenizer(TokenTable([*RESERVED, *symbols]))
-    model = ValleTTS(TtsConfig(**{k: v for k, v in config.items() if k != "kind"}, n_phones=len(tokenizer)))
+    model = build_model(config, len(tokenizer))
     # a trained duration predictor gives a few frames per phone; a fresh one gives about 0
     torch.nn.init.constant_(model.text_to_frames.durations.out.bias, 1.5) if conditioning == "aligned" else None
-    out = tmp_path / f"model_{conditioning}"
+    out = tmp_path / f"model_{kind}_{conditioning}"
     save_model(out, model.eval(), config, OnnxCodec("narvox").identity())
     tokenizer.save(out)
     return out, model.eval()
 
 
+@pytest.mark.parametrize("kind", ["valle", "masked"])
 @pytest.mark.parametrize("conditioning", ["aligned", "prefix"])
-def test_onnx_bundle_generates_the_codes_of_the_pytorch_model(tmp_path, conditioning):
-    from narvox.export.tts import export_valle
-    model_dir, model = tiny_model_dir(tmp_path, conditioning)
-    bundle = export_valle(model_dir, tmp_path / "bundle", half_weights=False)
+def test_onnx_bundle_generates_the_codes_of_the_pytorch_model(tmp_path, conditioning, kind):
+    from narvox.export.tts import export_tts
+    model_dir, model = tiny_model_dir(tmp_path, conditioning, kind)
+    bundle = export_tts(model_dir, tmp_path / "bundle", half_weights=False)
     tts = OnnxTTS(bundle, num_threads=1)
     g = torch.Generator().manual_seed(1)
     phones = [torch.randint(4, 21, (n,), generator=g) for n in (6, 9)]
@@ -54,21 +54,21 @@ def test_onnx_bundle_generates_the_codes_of_the_pytorch_model(tmp_path, conditio
 
 def test_half_weights_keep_the_logits(tmp_path):
     """The shipped float16 weights: the lm graph's logits stay close to float32's."""
-    from narvox.export.tts import export_valle
+    from narvox.export.tts import export_tts
     model_dir, model = tiny_model_dir(tmp_path, "prefix")
-    full, half = (OnnxTTS(export_valle(model_dir, tmp_path / name, half_weights=h), num_threads=1)
+    full, half = (OnnxTTS(export_tts(model_dir, tmp_path / name, half_weights=h), num_threads=1)
                   for name, h in (("full", False), ("half", True)))
     phones, prompts = [np.array([5, 6, 7, 8])], [np.random.default_rng(0).integers(0, 1024, (8, 10))]
-    f = full.encode(np.array([[5, 6, 7, 8]]), np.array([4]), prompts[0][None, :3], np.array([10]))[0]
-    h = half.encode(np.array([[5, 6, 7, 8]]), np.array([4]), prompts[0][None, :3], np.array([10]))[0]
+    f = full.graphs.encode(np.array([[5, 6, 7, 8]]), np.array([4]), prompts[0][None, :3], np.array([10]))[0]
+    h = half.graphs.encode(np.array([[5, 6, 7, 8]]), np.array([4]), prompts[0][None, :3], np.array([10]))[0]
     assert np.abs(f - h).max() < 2e-2 * max(1.0, np.abs(f).max())
     assert full.generate(phones, prompts, [np.array([5])], GREEDY)[0].shape[0] == 3
 
 
 def test_unknown_voice_lists_the_voices(tmp_path):
     from narvox.errors import NarvoxError
-    from narvox.export.tts import export_valle
+    from narvox.export.tts import export_tts
     model_dir, _ = tiny_model_dir(tmp_path, "aligned")
-    tts = OnnxTTS(export_valle(model_dir, tmp_path / "bundle"), num_threads=1)
+    tts = OnnxTTS(export_tts(model_dir, tmp_path / "bundle"), num_threads=1)
     with pytest.raises(NarvoxError, match="no voice 'nobody'"):
         tts.voice("nobody")

@@ -16,18 +16,19 @@ TINY = ("model.d_model=32 model.n_heads=2 model.d_ff=64 model.phone_layers=1 mod
 
 
 @pytest.mark.skipif(not shutil.which("espeak-ng"), reason="speech engines missing")
-@pytest.mark.parametrize("conditioning", ["aligned", "prefix"])
-def test_run_sh_trains_a_model_that_generates(tmp_path, conditioning):
+@pytest.mark.parametrize("kind, conditioning", [("valle", "aligned"), ("valle", "prefix"), ("masked", "aligned")])
+def test_run_sh_trains_a_model_that_generates(tmp_path, kind, conditioning):
     recipe = recipe_copy(tmp_path).parent / "tts"
-    exp = f"exp/valle_{conditioning}"
-    # evaluation (stage 5, the slowest) runs for one conditioning: it treats both alike
-    last = "6" if conditioning == "aligned" else "4"
-    run(["bash", "run.sh", "--stop-stage", last, "--size", "0.1", "--config", f"conf/valle_{conditioning}.yaml", "--exp", exp,
+    exp = f"exp/{kind}_{conditioning}"
+    # evaluation and export (stages 5-6, the slowest) run for one model: they treat all alike
+    last = "6" if (kind, conditioning) == ("valle", "aligned") else "4"
+    run(["bash", "run.sh", "--stop-stage", last, "--size", "0.1", "--config", f"conf/{kind}_{conditioning}.yaml", "--exp", exp,
          "--train-args", TINY, "--eval-utts", "4",
          # the small corpus's held-out sets have one utterance per speaker: nothing to prompt them with
          "--valid-set", "train", "--test-sets", "train"], recipe)
     metrics = (recipe / exp / "logs/version_0/metrics.csv").read_text()
-    for logged in ("train_ce_first", "val_acc_first", "val_ce_rest", "train_minutes"):
+    for logged in (("train_ce_first", "val_acc_first", "val_ce_rest") if kind == "valle"
+                   else ("train_ce_levels", "val_acc_levels")) + ("train_minutes",):
         assert logged in metrics
     assert ("train_forward_sum" in metrics) == (conditioning == "aligned")
     if last == "6":
@@ -42,9 +43,9 @@ def test_run_sh_trains_a_model_that_generates(tmp_path, conditioning):
     phones = (recipe / "data/train/text_phones").read_text().splitlines()
     assert len(phones) == len((recipe / "data/train/text").read_text().splitlines())
     model, config, codec = load_model(recipe / exp / "model")
-    assert config["conditioning"] == conditioning and codec["codec"] == "narvox"
+    assert (config["kind"], config["conditioning"], codec["codec"]) == (kind, conditioning, "narvox")
     out = model.generate([torch.tensor([5, 6, 7, 8])], [torch.randint(0, 1024, (8, 40))], [torch.tensor([5, 9])],
-                         GenerateOptions(sampling=SamplingOptions(temperature=0), max_frames_per_phone=3))
+                         GenerateOptions(sampling=SamplingOptions(temperature=0), max_frames_per_phone=3, steps=(2, 1)))
     frames = out[0].shape[1]
     assert out[0].shape[0] == 2 and int(out[0].max()) < 1024
     assert 4 <= frames if conditioning == "aligned" else 1 <= frames <= 12  # a frame per phone | the cap
@@ -52,11 +53,11 @@ def test_run_sh_trains_a_model_that_generates(tmp_path, conditioning):
 
 def test_pack_is_opt_in(tmp_path):
     """Stage 7 alone on a tiny exported bundle: the package's TTS is replaced only with --pack true."""
-    from narvox.export.tts import export_valle
+    from narvox.export.tts import export_tts
     from tests.test_tts_export import tiny_model_dir
     recipe = recipe_copy(tmp_path).parent / "tts"
     model_dir, _ = tiny_model_dir(tmp_path, "aligned")
-    export_valle(model_dir, recipe / "exp/valle_aligned/onnx")
+    export_tts(model_dir, recipe / "exp/valle_aligned/onnx")
     package = tmp_path / "narvox/pretrained/tts/ar"  # the copy's, the default pack dir
     out = run(["bash", "run.sh", "--stage", "7"], recipe)
     assert "--pack true" in out.stdout and not package.exists()

@@ -22,13 +22,15 @@ curve_utts=30         # dev utterances judged per curve checkpoint
 voices_set=""         # data dir whose speakers become the bundle's shipped voices (default: the train set)
 pack=false            # true: stage 7 copies the bundle over the shipped one in pack_dir (opt-in only)
 pack_dir=""           # default: the package's narvox/pretrained/tts/<pack_name>
-pack_name=ar          # the shipped name (the backend)
+pack_name=""          # the shipped name (default: the backend's, ar | masked)
 train_args=""         # config overrides, e.g. "optim.max_steps=100 data.max_seconds=20"
 help_args=""
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
 
+pack_name=${pack_name:-$(python -c "import sys, yaml; kind = yaml.safe_load(open(sys.argv[1]))['model']['kind']
+print({'valle': 'ar'}.get(kind, kind))" "$config")}
 pack_dir=${pack_dir:-$NARVOX_ROOT/narvox/pretrained/tts/$pack_name}
 model=$exp/model
 bundle=$exp/onnx

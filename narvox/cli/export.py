@@ -23,8 +23,8 @@ def cmd_export(args) -> int:
                          "train one first: cd egs/synth_en/asr && ./run.sh")
     kind = torch.load(args.model_dir / "model.pt", map_location="cpu", weights_only=False)["config"]["kind"]
     if registry.training_kind(kind, where=args.model_dir).family == "tts":
-        from narvox.export.tts import export_valle
-        print(export_valle(args.model_dir, args.out, args.voices))
+        from narvox.export.tts import export_tts
+        print(export_tts(args.model_dir, args.out, args.voices))
         return 0
     from narvox.export.asr import export_model_dir
     for bundle in export_model_dir(args.model_dir, args.out):

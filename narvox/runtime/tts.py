@@ -1,9 +1,10 @@
-"""TTS bundles on ONNX Runtime, without torch: the text frontend, the generation loops of
-narvox.tts.decoding over the bundle's graphs, shipped voices, and the codec the bundle names.
+"""TTS bundles on ONNX Runtime, without torch: the text frontend, the generation loop of the
+bundle's backend (narvox.tts.decoding for VALL-E, narvox.tts.mask_predict for the masked one) over
+its graphs, shipped voices, and the codec the bundle names.
 
     tts = OnnxTTS("ar")                        # a bundle directory or a shipped name
-    codes = tts.generate([phone_ids], [tts.voice(name)[0]], [tts.voice(name)[1]], GenerateOptions(seed=0))
-    audio = tts.decode(codes)                  # list of float32 arrays at tts.sample_rate
+    codes, phones = tts.voice(sorted(tts.voices)[0])
+    audio = tts.decode(tts.generate([tts.phones("Hello.")], [codes], [phones], GenerateOptions(seed=0)))
 """
 from __future__ import annotations
 
@@ -16,20 +17,80 @@ from narvox.errors import NarvoxError
 from narvox.runtime.codec import OnnxCodec
 from narvox.runtime.session import GraphSession
 from narvox.text.tokens import PhoneTokenizer, TokenTable
-from narvox.tts import decoding
+from narvox.tts import decoding, mask_predict
+
+
+class _Graphs:
+    """A bundle's sessions as its generation loop's graphs (ValleGraphs or MaskedGraphs)."""
+
+    def __init__(self, bundle: Bundle, providers, num_threads: int):
+        m = bundle.settings
+        self.conditioning, self.n_codebooks, self.codebook_size = m["conditioning"], m["n_codebooks"], m["codebook_size"]
+        self.d_model = m["d_model"]
+        self.sessions = {role: GraphSession(bundle, role, providers, num_threads)
+                         for role, name in bundle.files.items() if name.endswith(".onnx")}
+
+    def encode(self, phones, phone_lens, prompt, prompt_lens) -> tuple:
+        if self.conditioning == "aligned":
+            return tuple(self.sessions["encode"](phones, phone_lens, prompt, prompt_lens))
+        states = self.sessions["encode"](phones, phone_lens)
+        return (*states, np.zeros(phones.shape, dtype=np.float32))  # no durations under prefix
+
+    def _levels_inputs(self, text, text_lens, target, frame_cond):
+        b, t = target.shape[0], target.shape[2]
+        if text is None:  # aligned: one empty text slot stands in for no text
+            text, text_lens = np.zeros((b, 1, self.d_model), dtype=np.float32), np.zeros(b, dtype=np.int64)
+        if frame_cond is None:  # prefix: no phone on any frame
+            frame_cond = np.zeros((b, t, self.d_model), dtype=np.float32)
+        return text, text_lens, frame_cond[:, :t]
+
+
+class _ValleGraphs(_Graphs):
+    generate = staticmethod(decoding.generate)
+
+    def __init__(self, bundle: Bundle, providers, num_threads: int):
+        super().__init__(bundle, providers, num_threads)
+        m = bundle.settings
+        self.layers, self.heads, self.head_dim = m["layers"], m["heads"], m["head_dim"]
+
+    def lm(self, tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text, cache):
+        if cache is None:
+            cache = (np.zeros((self.layers, len(tokens), self.heads, 0, self.head_dim), dtype=np.float32),) * 2
+        logits, keys, values = self.sessions["lm"](tokens, text, frame_cond, is_text, is_prompt, positions, key_valid,
+                                                   key_is_text, *cache)
+        return logits, (keys, values)
+
+    def residual(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level):
+        text, text_lens, frame_cond = self._levels_inputs(text, text_lens, target, frame_cond)
+        (logits,) = self.sessions["residual"](text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond,
+                                              level)
+        return logits
+
+
+class _MaskedGraphs(_Graphs):
+    generate = staticmethod(mask_predict.generate)
+
+    def levels(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level, known):
+        text, text_lens, frame_cond = self._levels_inputs(text, text_lens, target, frame_cond)
+        (logits,) = self.sessions["levels"](text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond,
+                                            level, known)
+        return logits
+
+
+BACKENDS = {"valle": _ValleGraphs, "masked": _MaskedGraphs}  # the bundle kind's prefix -> its graphs
 
 
 class OnnxTTS:
-    """A VALL-E bundle as narvox.tts.decoding's ValleGraphs, plus what an app needs around it."""
+    """A TTS bundle and what an app needs around it: phones from text, voices, generation, audio."""
 
     def __init__(self, bundle: str | Path | Bundle = "ar", providers: list[str] | None = None, num_threads: int = 2,
                  codec: OnnxCodec | None = None):
         self.bundle = read_bundle(bundle, family="tts")
         m = self.bundle.settings
-        self.conditioning, self.n_codebooks, self.codebook_size = m["conditioning"], m["n_codebooks"], m["codebook_size"]
-        self.d_model, self.layers, self.heads, self.head_dim = m["d_model"], m["layers"], m["heads"], m["head_dim"]
-        self.sessions = {role: GraphSession(self.bundle, role, providers, num_threads)
-                       for role in ("encode", "lm", "residual")}
+        self.backend = self.bundle.kind.rsplit("_", 1)[0]
+        self.graphs = BACKENDS[self.backend](self.bundle, providers, num_threads)
+        self.conditioning, self.n_codebooks = m["conditioning"], m["n_codebooks"]
+        self.codebook_size, self.d_model = m["codebook_size"], m["d_model"]
         self.tokenizer = PhoneTokenizer(TokenTable.load(self.bundle.file("tokens")), m["language"])
         self.codec = codec or self._codec(providers, num_threads)
         if self.codec.identity() != m["codec"]:
@@ -47,31 +108,6 @@ class OnnxTTS:
         return OnnxCodec(relative if relative.is_dir() else locate(name, "codec"), providers=providers,
                          num_threads=num_threads)
 
-    # -- ValleGraphs --------------------------------------------------------------------------
-    def encode(self, phones, phone_lens, prompt, prompt_lens):
-        if self.conditioning == "aligned":
-            return tuple(self.sessions["encode"](phones, phone_lens, prompt, prompt_lens))
-        first, rest = self.sessions["encode"](phones, phone_lens)
-        return first, rest, np.zeros(phones.shape, dtype=np.float32)
-
-    def lm(self, tokens, text, frame_cond, is_text, is_prompt, positions, key_valid, key_is_text, cache):
-        if cache is None:
-            cache = (np.zeros((self.layers, len(tokens), self.heads, 0, self.head_dim), dtype=np.float32),) * 2
-        logits, keys, values = self.sessions["lm"](tokens, text, frame_cond, is_text, is_prompt, positions, key_valid,
-                                                 key_is_text, *cache)
-        return logits, (keys, values)
-
-    def residual(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level):
-        b, t = target.shape[0], target.shape[2]
-        if text is None:  # aligned: one empty text slot stands in for no text
-            text, text_lens = np.zeros((b, 1, self.d_model), dtype=np.float32), np.zeros(b, dtype=np.int64)
-        if frame_cond is None:  # prefix: no phone on any frame
-            frame_cond = np.zeros((b, t, self.d_model), dtype=np.float32)
-        (logits,) = self.sessions["residual"](text, text_lens, prompt, prompt_lens, target, target_lens,
-                                            frame_cond[:, :t], level)
-        return logits
-
-    # -- what an app calls --------------------------------------------------------------------
     def phones(self, text: str) -> np.ndarray:
         """Phone ids of a text (normalised, phonemized by espeak-ng); TextError if unpronounceable."""
         return np.array(self.tokenizer.encode(text), dtype=np.int64)
@@ -85,7 +121,7 @@ class OnnxTTS:
     def generate(self, phones: list[np.ndarray], prompts: list[np.ndarray],
                  prompt_phones: list[np.ndarray] | None = None, options: decoding.GenerateOptions | None = None
                  ) -> list[np.ndarray]:
-        return decoding.generate(self, phones, prompts, prompt_phones, options or decoding.GenerateOptions())
+        return self.graphs.generate(self.graphs, phones, prompts, prompt_phones, options or decoding.GenerateOptions())
 
     def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
         return decode_codes(self.codec, codes)
@@ -98,3 +134,4 @@ def decode_codes(codec: OnnxCodec, codes: list[np.ndarray]) -> list[np.ndarray]:
         return [np.zeros(0, dtype=np.float32) for _ in codes]
     audio = codec.decode(decoding.pad(codes)[0], lengths)
     return [audio[i, :n * codec.hop_length] for i, n in enumerate(lengths)]
+

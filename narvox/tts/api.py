@@ -177,15 +177,14 @@ class _TorchTTS:
         import torch
         from narvox.runtime.codec import OnnxCodec
         from narvox.text.tokens import load_tokenizer
-        from narvox.tts.ar import _TorchGraphs
         from narvox.tts.build import load_model
         torch.set_num_threads(num_threads)
-        model, _, identity = load_model(model_dir)
+        self.model, _, identity = load_model(model_dir)
         self.codec = OnnxCodec(codec, num_threads=num_threads)
         if self.codec.identity() != identity:
             raise NarvoxError(f"{model_dir} speaks codec {identity}, not {codec}'s {self.codec.identity()}")
-        self.graphs = _TorchGraphs(model)
-        self.conditioning, self.n_codebooks = model.config.conditioning, model.config.n_codebooks
+        self.graphs = self.model.graphs()
+        self.conditioning, self.n_codebooks = self.model.config.conditioning, self.model.config.n_codebooks
         self.sample_rate = self.codec.sample_rate
         self.tokenizer = load_tokenizer(model_dir)
         self.voices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -194,7 +193,7 @@ class _TorchTTS:
         return np.array(self.tokenizer.encode(text), dtype=np.int64)
 
     def generate(self, phones, prompts, prompt_phones, options):
-        return decoding.generate(self.graphs, phones, prompts, prompt_phones, options)
+        return type(self.model).loop(self.graphs, phones, prompts, prompt_phones, options)
 
     def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
         from narvox.runtime.tts import decode_codes

@@ -141,12 +141,10 @@ class ValleTTS(TtsBackend):
         states, log_d = self.text_to_frames.encode(self.stages, phones, phone_lens, prompt, prompt_lens)
         return states[0], states[-1], log_d
 
-    @torch.no_grad()
-    def generate(self, phones: list[Tensor], prompts: list[Tensor], prompt_phones: list[Tensor] | None = None,
-                 options: GenerateOptions = GenerateOptions()) -> list[Tensor]:
-        numpy = lambda seqs: None if seqs is None else [np.asarray(s) for s in seqs]
-        codes = decoding.generate(_TorchGraphs(self), numpy(phones), numpy(prompts), numpy(prompt_phones), options)
-        return [torch.from_numpy(c) for c in codes]
+    loop = staticmethod(decoding.generate)
+
+    def graphs(self) -> "_TorchGraphs":
+        return _TorchGraphs(self)
 
 
 class _TorchGraphs:

@@ -17,7 +17,9 @@ are counted per item, so an item's result never depends on its batch-mates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -184,16 +186,25 @@ class Layout:
 
 
 class TtsBackend(nn.Module):
-    """What the API, the benchmark and the evaluation see of any backend."""
+    """What the API, the benchmark and the evaluation see of any backend. A backend names its
+    torch-free generation loop (`loop`) and gives the computations it runs on (`graphs()`)."""
     config: TtsConfig
+    loop: Callable  # (graphs, phones, prompts, prompt_phones, options) -> codes, numpy in and out
 
+    def graphs(self):
+        """The module as its loop's graphs (numpy in, numpy out, no autograd)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
     def generate(self, phones: list[Tensor], prompts: list[Tensor], prompt_phones: list[Tensor] | None = None,
                  options: GenerateOptions = GenerateOptions()) -> list[Tensor]:
         """phones: per item the target text's phone ids [L]; prompts: the prompt's codes [Q, P]
         (at least the model's n_codebooks levels); prompt_phones: the prompt text's phone ids
         (the prefix conditioning needs them). Returns per item codes [n_codebooks, F]."""
-        raise NotImplementedError
+        numpy = lambda seqs: None if seqs is None else [np.asarray(s) for s in seqs]
+        codes = type(self).loop(self.graphs(), numpy(phones), numpy(prompts), numpy(prompt_phones), options)
+        return [torch.from_numpy(c) for c in codes]
 
     def loss(self, batch: dict, step: int = 0) -> dict[str, Tensor]:
-        """Training losses (the key "loss" is their weighted sum) and accuracies of a batch."""
+        """Training losses and accuracies of a batch (the task weighs and sums them)."""
         raise NotImplementedError

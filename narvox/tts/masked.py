@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from narvox.tts import mask_predict
 from narvox.tts.conditioning import TextToFrames
-from narvox.tts.core import GenerateOptions, TtsBackend, TtsConfig
+from narvox.tts.core import TtsBackend, TtsConfig
 from narvox.tts.levels import LevelPredictor
 
 
@@ -70,12 +69,10 @@ class MaskedTTS(TtsBackend):
         (states,), log_d = self.text_to_frames.encode([self.levels], phones, phone_lens, prompt, prompt_lens)
         return states, log_d
 
-    @torch.no_grad()
-    def generate(self, phones: list[Tensor], prompts: list[Tensor], prompt_phones: list[Tensor] | None = None,
-                 options: GenerateOptions = GenerateOptions()) -> list[Tensor]:
-        numpy = lambda seqs: None if seqs is None else [np.asarray(s) for s in seqs]
-        codes = mask_predict.generate(_TorchGraphs(self), numpy(phones), numpy(prompts), numpy(prompt_phones), options)
-        return [torch.from_numpy(c) for c in codes]
+    loop = staticmethod(mask_predict.generate)
+
+    def graphs(self) -> "_TorchGraphs":
+        return _TorchGraphs(self)
 
 
 class _TorchGraphs:
