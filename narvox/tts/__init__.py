@@ -1,2 +1,3 @@
-"""Text-to-speech over codec tokens: the shared core (narvox.tts.core), the aligned conditioning
-(narvox.tts.aligner), sampling (narvox.tts.sampling, torch-free) and the backends (ar: VALL-E)."""
+"""Text-to-speech over codec tokens: the shared core (core, conditioning, aligner, levels),
+torch-free sampling and generation loops (sampling, decoding, mask_predict), the backends (ar:
+VALL-E; masked: MaskGCT / MAGNeT) and the API (api: narvox.TTS)."""
