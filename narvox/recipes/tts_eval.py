@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -105,13 +106,22 @@ def synthesize(tts, items: list[Item], options: GenerateOptions, batch_size: int
     return audio, time.perf_counter() - start
 
 
+@functools.lru_cache(maxsize=4)
+def _judge(name: str, num_threads: int):
+    """A judge loaded once per process: evaluations and learning curves call it many times."""
+    if name == "pocketsphinx":
+        from narvox.eval.tts import PocketSphinxJudge
+        return PocketSphinxJudge()
+    from narvox.asr.api import ASR
+    return ASR.from_pretrained(name, num_threads=num_threads)
+
+
 def judge_texts(judge: str, wavs: list[np.ndarray], sample_rate: int, num_threads: int = 2) -> list[str]:
     batch = [(w if len(w) else np.zeros(sample_rate // 10, dtype=np.float32), sample_rate) for w in wavs]
+    model = _judge(judge, num_threads)
     if judge == "pocketsphinx":
-        from narvox.eval.tts import PocketSphinxJudge
-        return PocketSphinxJudge().transcribe(batch)
-    from narvox.asr.api import ASR
-    return [t.text for t in ASR.from_pretrained(judge, num_threads=num_threads).transcribe(batch, batch_size=16)]
+        return model.transcribe(batch)
+    return [t.text for t in model.transcribe(batch, batch_size=16)]
 
 
 def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int | None = None,

@@ -119,7 +119,7 @@ class ValleTTS(TtsBackend):
     def stages(self) -> list[nn.Module]:
         return [self.first] + ([self.rest] if self.rest is not None else [])
 
-    def loss(self, batch: dict, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, batch: dict) -> dict[str, Tensor]:
         c = self.config
         codes, code_lens = batch["codes"][:, :c.n_codebooks], batch["code_lens"]
         prompt, prompt_lens = batch["prompt"][:, :c.n_codebooks], batch["prompt_lens"]

@@ -16,6 +16,7 @@ are counted per item, so an item's result never depends on its batch-mates.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
@@ -185,15 +186,15 @@ class Layout:
         return (keys & rule[None]) | (s[:, None] == s[None, :])[None]
 
 
-class TtsBackend(nn.Module):
+class TtsBackend(nn.Module, ABC):
     """What the API, the benchmark and the evaluation see of any backend. A backend names its
     torch-free generation loop (`loop`) and gives the computations it runs on (`graphs()`)."""
     config: TtsConfig
     loop: Callable  # (graphs, phones, prompts, prompt_phones, options) -> codes, numpy in and out
 
+    @abstractmethod
     def graphs(self):
         """The module as its loop's graphs (numpy in, numpy out, no autograd)."""
-        raise NotImplementedError
 
     @torch.no_grad()
     def generate(self, phones: list[Tensor], prompts: list[Tensor], prompt_phones: list[Tensor] | None = None,
@@ -205,6 +206,6 @@ class TtsBackend(nn.Module):
         codes = type(self).loop(self.graphs(), numpy(phones), numpy(prompts), numpy(prompt_phones), options)
         return [torch.from_numpy(c) for c in codes]
 
-    def loss(self, batch: dict, step: int = 0) -> dict[str, Tensor]:
+    @abstractmethod
+    def loss(self, batch: dict) -> dict[str, Tensor]:
         """Training losses and accuracies of a batch (the task weighs and sums them)."""
-        raise NotImplementedError

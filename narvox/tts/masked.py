@@ -47,7 +47,7 @@ class MaskedTTS(TtsBackend):
         self.levels = LevelPredictor(c, first_level=0, n_layers=c.layers)
         self.text_to_frames = TextToFrames(c)
 
-    def loss(self, batch: dict, step: int = 0) -> dict[str, Tensor]:
+    def loss(self, batch: dict) -> dict[str, Tensor]:
         c = self.config
         codes, code_lens = batch["codes"][:, :c.n_codebooks], batch["code_lens"]
         prompt, prompt_lens = batch["prompt"][:, :c.n_codebooks], batch["prompt_lens"]
