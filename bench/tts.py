@@ -167,7 +167,7 @@ def main(argv=None) -> None:
     tts = open_tts(args.bundle, num_threads=args.threads)
     data = read_data_dir(args.data)
     codes = CodesFile(codes_path(args.data, tts.codec.name))
-    items, _ = choose_prompts(data, codes, tts.tokenizer.table, tts.conditioning == "prefix")
+    items, _ = choose_prompts(data, codes, tts.tokenizer.table, tts.conditioning == "prefix", tts.prompt_seconds)
     items = items[:args.speed_utts]
     frames = [codes[it.utt].shape[1] for it in items]
     s = {"utterances": len(items), "onnxruntime": speed(tts, items, frames)}

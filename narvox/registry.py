@@ -114,12 +114,13 @@ BUNDLE_KINDS = {k.name: k for k in (
         settings=(*_TTS_SETTINGS, "layers", "heads", "head_dim"))
       for conditioning, encode in _TTS_ENCODERS),
     *(BundleKind(
-        # masked: what narvox.tts.mask_predict generates with
-        f"masked_{conditioning}", "tts", "narvox.export.tts:export_tts", None,
+        # masked: what narvox.tts.mask_predict generates with; par (pseudo-AR): the same graphs,
+        # filled in another order by narvox.tts.pseudo_ar
+        f"{backend}_{conditioning}", "tts", "narvox.export.tts:export_tts", None,
         files={"encode": "encode.onnx", "levels": "levels.onnx", **_TTS_FILES},
         graphs={"encode": encode(1), "levels": Graph((*_LEVEL_INPUTS, "known"), ("logits",))},
         settings=_TTS_SETTINGS)
-      for conditioning, encode in _TTS_ENCODERS),
+      for backend in ("masked", "par") for conditioning, encode in _TTS_ENCODERS),
 )}
 
 TRAINING_KINDS = {k.name: k for k in (
@@ -134,6 +135,8 @@ TRAINING_KINDS = {k.name: k for k in (
                  ("valle_aligned", "valle_prefix")),
     TrainingKind("masked", "tts", "narvox.tts.masked:MaskedTTS", "narvox.tts.core:TtsConfig",
                  ("masked_aligned", "masked_prefix")),
+    TrainingKind("par", "tts", "narvox.tts.par:PseudoArTTS", "narvox.tts.core:TtsConfig",
+                 ("par_aligned", "par_prefix")),
 )}
 
 

@@ -98,7 +98,7 @@ def every_kind(bundles, tmp_path_factory):  # noqa: F811
     found = {kind: bundle for kind, (bundle, _) in bundles.items()}
     found["codec"] = shipped("codec")["narvox"]
     tmp = tmp_path_factory.mktemp("tts")
-    for kind in ("valle", "masked"):
+    for kind in ("valle", "masked", "par"):
         for conditioning in ("aligned", "prefix"):
             model_dir, _ = tiny_model_dir(tmp, conditioning, kind)
             found[f"{kind}_{conditioning}"] = export_tts(model_dir, tmp / f"{kind}_{conditioning}")

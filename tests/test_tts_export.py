@@ -31,7 +31,7 @@ def tiny_model_dir(tmp_path, conditioning, kind="valle"):
     return out, model.eval()
 
 
-@pytest.mark.parametrize("kind", ["valle", "masked"])
+@pytest.mark.parametrize("kind", ["valle", "masked", "par"])
 @pytest.mark.parametrize("conditioning", ["aligned", "prefix"])
 def test_onnx_bundle_generates_the_codes_of_the_pytorch_model(tmp_path, conditioning, kind):
     from narvox.export.tts import export_tts

@@ -1,5 +1,6 @@
 """The masked backend: masks, the loss falls, mask-predict fills every frame, batch independence
-(greedy and seeded sampling with guidance), the length rule and imposed durations."""
+(greedy and seeded sampling with guidance; the pseudo-AR backend's too), the length rule and
+imposed durations."""
 import numpy as np
 import pytest
 import torch
@@ -7,6 +8,7 @@ import torch
 from narvox.tts.core import GenerateOptions
 from narvox.tts.mask_predict import steps_per_level, target_frames
 from narvox.tts.masked import MaskedTTS, draw_masks
+from narvox.tts.par import PseudoArTTS
 from narvox.tts.sampling import SamplingOptions
 from tests.test_tts_core import tiny_config, toy_batch, toy_items
 
@@ -34,12 +36,10 @@ def test_schedule_and_length_rule():
         target_frames(np.array([20]), [np.zeros(0)], [np.arange(6)])
 
 
-@pytest.mark.parametrize("conditioning", ["aligned", "prefix"])
-def test_masked_loss_falls(conditioning):
+def assert_loss_falls(model, key: str = "ce_levels") -> dict:
     """Masks and levels are drawn anew every step, so the loss is judged on the same draws
-    (seeded) before and after training."""
+    (seeded) before and after 40 steps on a toy batch. Returns the last step's losses."""
     torch.manual_seed(0)
-    model = MaskedTTS(tiny_config(conditioning, mask_span=3))
     batch = toy_batch()
 
     def held_out_loss():
@@ -48,7 +48,7 @@ def test_masked_loss_falls(conditioning):
             values = []
             for seed in range(5):
                 torch.manual_seed(100 + seed)
-                values.append(model.loss(batch)["ce_levels"].item())
+                values.append(model.loss(batch)[key].item())
         model.train()
         return np.mean(values)
 
@@ -62,16 +62,25 @@ def test_masked_loss_falls(conditioning):
         loss.backward()
         opt.step()
     assert held_out_loss() < 0.8 * before
-    assert {"ce_levels", "acc_levels"} <= set(out)
+    return out
 
 
 @pytest.mark.parametrize("conditioning", ["aligned", "prefix"])
-def test_masked_generates_the_same_codes_in_a_batch_as_alone(conditioning):
+def test_masked_loss_falls(conditioning):
     torch.manual_seed(0)
-    model = MaskedTTS(tiny_config(conditioning)).eval()
+    out = assert_loss_falls(MaskedTTS(tiny_config(conditioning, mask_span=3)))
+    assert {"ce_levels", "acc_levels"} <= set(out)
+
+
+@pytest.mark.parametrize("backend", [MaskedTTS, PseudoArTTS])  # the same graphs, filled in another order
+@pytest.mark.parametrize("conditioning", ["aligned", "prefix"])
+def test_masked_and_par_generate_the_same_codes_in_a_batch_as_alone(conditioning, backend):
+    torch.manual_seed(0)
+    model = backend(tiny_config(conditioning)).eval()
     torch.nn.init.constant_(model.text_to_frames.durations.out.bias, 1.5) if conditioning == "aligned" else None
     phones, _, prompts, prompt_phones = toy_items()
-    sampled = GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=5, cfg_scale=2.0), seed=3, steps=(3, 2))
+    sampled = GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=5, cfg_scale=2.0), seed=3, steps=(3, 2),
+                              span=0.2, refine_steps=2)
     for options in (GREEDY, sampled):
         together = model.generate(phones, prompts, prompt_phones, options)
         for i in range(len(phones)):

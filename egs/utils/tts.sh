@@ -9,6 +9,9 @@ ngpu=0                # 0 = CPU; N > 0 = N GPUs with Lightning DDP (bf16)
 train_threads=2       # CPU threads of the training process
 config=conf/valle_aligned.yaml
 exp=exp/valle_aligned
+models=""             # shipped backends to build in turn (ar | masked | par), each by its config in
+                      # model_configs, in exp/<config name>; replaces --config/--exp
+model_configs="ar=valle_aligned masked=masked_aligned par=par_aligned"  # backend -> conf/<name>.yaml
 train_set=train
 valid_set=dev
 test_sets=""
@@ -22,12 +25,26 @@ curve_utts=30         # dev utterances judged per curve checkpoint
 voices_set=""         # data dir whose speakers become the bundle's shipped voices (default: the train set)
 pack=false            # true: stage 7 copies the bundle over the shipped one in pack_dir (opt-in only)
 pack_dir=""           # default: the package's narvox/pretrained/tts/<pack_name>
-pack_name=""          # the shipped name (default: the backend's, ar | masked)
+pack_name=""          # the shipped name (default: the backend's, ar | masked | par)
 train_args=""         # config overrides, e.g. "optim.max_steps=100 data.max_seconds=20"
 help_args=""
 . ./path.sh
 . ./cmd.sh
+all_args=("$@")
 . utils/parse_options.sh
+
+if [ -n "$models" ]; then  # data stages once, then stages 3-7 per backend (later options win)
+  if [ "$stage" -le 2 ]; then
+    "$0" "${all_args[@]}" --models "" --stop-stage $((stop_stage < 2 ? stop_stage : 2))
+  fi
+  for m in $models; do
+    name=$(echo " $model_configs " | sed -n "s/.* $m=\([^ ]*\) .*/\1/p")
+    [ -n "$name" ] || { echo "$0: unknown model '$m' (model_configs: $model_configs)" >&2; exit 1; }
+    [ "$stop_stage" -lt 3 ] || "$0" "${all_args[@]}" --models "" --stage $((stage > 3 ? stage : 3)) \
+      --config "conf/$name.yaml" --exp "exp/$name" --pack-name "$m"
+  done
+  exit 0
+fi
 
 pack_name=${pack_name:-$(python -c "import sys, yaml; kind = yaml.safe_load(open(sys.argv[1]))['model']['kind']
 print({'valle': 'ar'}.get(kind, kind))" "$config")}

@@ -11,6 +11,9 @@ from narvox.cli.args import positive_int
 
 DEFAULT_CORPUS_ROOT = Path("egs/synth_en/corpus")
 EXAMPLES = 3  # transcripts the demo shows beside their references
+DEMO_SENTENCES = ("The quick brown fox jumps over the lazy dog.",
+                  "Speech synthesis and recognition run on two processor cores.")
+DEMO_SPEECH_DIR = Path("demo_speech")  # where the demo leaves what it synthesized, to listen to
 
 
 def _hours(value: str) -> float:
@@ -53,6 +56,31 @@ def _demo_codec(test_dir: Path) -> None:
     print(markdown(evaluate(shipped("codec")["narvox"], test_dir, depths=[2, 4, 8], asr_model="ctc")))
 
 
+def _demo_tts() -> None:
+    """Speaks DEMO_SENTENCES with every shipped TTS model and transcribes them back with the
+    shipped CTC recognizer."""
+    import time
+    from narvox.audio import write_audio
+    synthesizers = sorted(shipped("tts"))
+    if not synthesizers:
+        print(f"\nNo shipped TTS models in {PRETRAINED / 'tts'}: train one with egs/synth_en/tts/run.sh")
+        return
+    asr = narvox.ASR.from_pretrained("ctc", num_threads=2)
+    print(f"\nShipped synthesizers ({', '.join(synthesizers)}) speak two sentences in their first voice; "
+          f"the shipped ctc recognizer transcribes them back (ONNX Runtime, 2 threads; WAVs in {DEMO_SPEECH_DIR}/)\n")
+    print("| model | voice | sentence | seconds | RTF | heard by ctc |\n|---|---|---|---|---|---|")
+    DEMO_SPEECH_DIR.mkdir(exist_ok=True)
+    for name in synthesizers:
+        tts = narvox.TTS.from_pretrained(name, num_threads=2)
+        start = time.perf_counter()
+        speech = tts.synthesize(list(DEMO_SENTENCES), seed=0)
+        rtf = (time.perf_counter() - start) / sum(s.duration for s in speech)
+        for k, s in enumerate(speech):
+            write_audio(DEMO_SPEECH_DIR / f"{name}_{k}.wav", s.audio, s.sample_rate)
+            heard = asr.transcribe((s.audio, s.sample_rate)).text
+            print(f"| {name} | {tts.voices[0]} | {s.text} | {s.duration:.2f} | {rtf:.3f} | {heard} |")
+
+
 def _first_lines(path: Path) -> dict[str, str]:
     """utterance -> text of the first EXAMPLES lines of a Kaldi-style `utt text` file."""
     lines = path.read_text(encoding="utf-8").splitlines()[:EXAMPLES]
@@ -93,4 +121,5 @@ def cmd_demo(args) -> int:
         print(f"\n  {utt}\n    {'reference':<{width}}  {reference}")
         for name in recognizers:
             print(f"    {name:<{width}}  {examples[name].get(utt, '')}")
+    _demo_tts()
     return 0

@@ -1,6 +1,7 @@
 """Export a TTS model directory to an ONNX bundle (<backend>_<conditioning>): the computations its
 generation loop runs on (VALL-E, narvox.tts.decoding: encode.onnx, lm.onnx with the codebook-1
-KV cache in and out, residual.onnx; masked, narvox.tts.mask_predict: encode.onnx, levels.onnx),
+KV cache in and out, residual.onnx; masked and par, narvox.tts.mask_predict / pseudo_ar: encode.onnx,
+levels.onnx),
 the phone vocabulary, shipped voices, and narvox.json.
 
 The bundle names the codec it speaks through (its identity and bundle: "narvox", the shipped one,
@@ -69,10 +70,9 @@ class _LevelsGraph(nn.Module):
         return self.levels.logits(text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level, known)
 
 
-def shipped_voices(data_dir: str | Path, model_dir: str | Path, codec: dict, conditioning: str,
-                   n_codebooks: int) -> dict[str, np.ndarray]:
+def shipped_voices(data_dir: str | Path, model_dir: str | Path, codec: dict, config) -> dict[str, np.ndarray]:
     """voices.npz's arrays: `names`, and per voice i `codes_i` [Q, P] and `phones_i` (the prompt's
-    text, whole under the prefix conditioning)."""
+    text, whole under the prefix conditioning). config: the model's TtsConfig."""
     from narvox.codecs.dump import CodesFile, codes_path
     from narvox.data.kaldi import read_data_dir
     from narvox.recipes.tts_eval import choose_prompts
@@ -80,13 +80,14 @@ def shipped_voices(data_dir: str | Path, model_dir: str | Path, codec: dict, con
     data = read_data_dir(data_dir)
     codes = CodesFile(codes_path(data_dir, codec["codec"]))
     codes.check_codec(codec)
-    items, _ = choose_prompts(data, codes, TokenTable.load(Path(model_dir) / "tokens.txt"), conditioning == "prefix")
+    items, _ = choose_prompts(data, codes, TokenTable.load(Path(model_dir) / "tokens.txt"),
+                              config.conditioning == "prefix", config.prompt_seconds)
     arrays, names = {}, []
     for item in items:
         speaker = data.utt2spk[item.utt]
         if speaker in names:
             continue
-        arrays[f"codes_{len(names)}"] = item.prompt[:n_codebooks].astype(np.int16)
+        arrays[f"codes_{len(names)}"] = item.prompt[:config.n_codebooks].astype(np.int16)
         arrays[f"phones_{len(names)}"] = item.prompt_phones
         names.append(speaker)
     arrays["names"] = np.array(names)
@@ -138,13 +139,13 @@ def export_tts(model_dir: str | Path, out_dir: str | Path, voices_from: str | Pa
         for path in paths:
             store_weights_as_float16(path)
     shutil.copy(Path(model_dir) / "tokens.txt", files["tokens"])
-    voices = (shipped_voices(voices_from, model_dir, codec, c.conditioning, q) if voices_from
+    voices = (shipped_voices(voices_from, model_dir, codec, c) if voices_from
               else {"names": np.array([], dtype=str)})
     np.savez(files["voices"], **voices)
     write_bundle(out_dir, kind.name, {
         "conditioning": c.conditioning, "n_codebooks": q, "codebook_size": c.codebook_size, "d_model": d,
         "language": read_tokenizer_meta(model_dir).get("language", "en-us"), "codec": codec,
-        "codec_bundle": codec_bundle, **settings})
+        "codec_bundle": codec_bundle, "prompt_seconds": c.prompt_seconds, **settings})
     return out_dir
 
 

@@ -51,7 +51,7 @@ class Item:
 
 
 def choose_prompts(data: DataDir, codes: CodesFile, table: TokenTable, whole_text: bool,
-                   prompt_seconds: float = 3.0, max_seconds: float = 6.0) -> tuple[list[Item], list[str]]:
+                   prompt_seconds: float, max_seconds: float = 6.0) -> tuple[list[Item], list[str]]:
     """Per utterance, the next utterance of the same speaker (in id order, cyclically) as the
     prompt: its middle `prompt_seconds`, or, when the prompt's text must be given (`whole_text`,
     the prefix conditioning), the next one of at most `max_seconds` whole. Deterministic, so
@@ -133,7 +133,7 @@ def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox",
     data = read_data_dir(data_dir)
     codes = CodesFile(codes_path(data_dir, codec.name))
     codes.check_codec(codec.identity())
-    items, alone = choose_prompts(data, codes, tts.tokenizer.table, tts.conditioning == "prefix")
+    items, alone = choose_prompts(data, codes, tts.tokenizer.table, tts.conditioning == "prefix", tts.prompt_seconds)
     if alone:
         log.warning("%s: left out %d utterances whose speaker has no other one to prompt them (%s)",
                     data_dir, len(alone), ", ".join(alone[:3]))

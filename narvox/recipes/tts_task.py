@@ -78,8 +78,11 @@ def build(config: dict, exp_dir: Path, train: str, valid: str, lang: str, codec:
     m = config["model"]
     task = TtsTask(m, len(tokenizer), identity, config.get("optim"), config.get("loss"))
     c = task.model.config
+    data_config = config.get("data", {})
+    if "prompt_seconds" in data_config:  # inference must crop prompts alike, so the model records it
+        raise ValueError("prompt_seconds is a model setting: set model.prompt_seconds, not data.prompt_seconds")
     data = TtsDataModule(train, valid, tokenizer.table, identity, c.conditioning, c.n_codebooks,
-                         seed=config.get("seed", 0), **config.get("data", {}))
+                         seed=config.get("seed", 0), prompt_seconds=c.prompt_seconds, **data_config)
     return task, data
 
 

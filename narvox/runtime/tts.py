@@ -1,6 +1,6 @@
 """TTS bundles on ONNX Runtime, without torch: the text frontend, the generation loop of the
-bundle's backend (narvox.tts.decoding for VALL-E, narvox.tts.mask_predict for the masked one) over
-its graphs, shipped voices, and the codec the bundle names.
+bundle's backend (narvox.tts.decoding for VALL-E, narvox.tts.mask_predict for the masked one,
+narvox.tts.pseudo_ar for the pseudo-AR one) over its graphs, shipped voices, and the codec the bundle names.
 
     tts = OnnxTTS("ar")                        # a bundle directory or a shipped name
     codes, phones = tts.voice(sorted(tts.voices)[0])
@@ -17,7 +17,7 @@ from narvox.errors import NarvoxError
 from narvox.runtime.codec import OnnxCodec
 from narvox.runtime.session import GraphSession
 from narvox.text.tokens import PhoneTokenizer, TokenTable
-from narvox.tts import decoding, mask_predict
+from narvox.tts import decoding, mask_predict, pseudo_ar
 
 
 class _Graphs:
@@ -77,7 +77,11 @@ class _MaskedGraphs(_Graphs):
         return logits
 
 
-BACKENDS = {"valle": _ValleGraphs, "masked": _MaskedGraphs}  # the bundle kind's prefix -> its graphs
+class _ParGraphs(_MaskedGraphs):
+    generate = staticmethod(pseudo_ar.generate)
+
+
+BACKENDS = {"valle": _ValleGraphs, "masked": _MaskedGraphs, "par": _ParGraphs}  # bundle kind prefix -> graphs
 
 
 class OnnxTTS:
@@ -91,6 +95,7 @@ class OnnxTTS:
         self.graphs = BACKENDS[self.backend](self.bundle, providers, num_threads)
         self.conditioning, self.n_codebooks = m["conditioning"], m["n_codebooks"]
         self.codebook_size, self.d_model = m["codebook_size"], m["d_model"]
+        self.prompt_seconds = m["prompt_seconds"]  # the voice crop of the aligned conditioning
         self.tokenizer = PhoneTokenizer(TokenTable.load(self.bundle.file("tokens")), m["language"])
         self.codec = codec or self._codec(providers, num_threads)
         if self.codec.identity() != m["codec"]:

@@ -28,7 +28,6 @@ from narvox.tts.sampling import SamplingOptions
 
 log = logging.getLogger(__name__)
 MIN_PROMPT_SECONDS, MAX_PROMPT_SECONDS = 1.0, 10.0
-ALIGNED_PROMPT_SECONDS = 3.0  # what aligned models are trained with (narvox.recipes.tts_data)
 PAUSE_SECONDS = 0.25          # between the sentences of one text
 SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
 
@@ -149,7 +148,7 @@ class TTS:
             log.warning("%s: the prompt is %.1f s; using its first %g s", source, seconds, MAX_PROMPT_SECONDS)
             samples = samples[:int(MAX_PROMPT_SECONDS * self.sample_rate)]
         if self.backend.conditioning == "aligned":  # the voice only: a crop as long as in training
-            keep = int(ALIGNED_PROMPT_SECONDS * self.sample_rate)
+            keep = int(self.backend.prompt_seconds * self.sample_rate)
             start = max(0, (len(samples) - keep) // 2)
             return self._encode(samples[start:start + keep]), np.zeros(0, dtype=np.int64)
         if prompt_text is None:
@@ -185,6 +184,7 @@ class _TorchTTS:
             raise NarvoxError(f"{model_dir} speaks codec {identity}, not {codec}'s {self.codec.identity()}")
         self.graphs = self.model.graphs()
         self.conditioning, self.n_codebooks = self.model.config.conditioning, self.model.config.n_codebooks
+        self.prompt_seconds = self.model.config.prompt_seconds
         self.sample_rate = self.codec.sample_rate
         self.tokenizer = load_tokenizer(model_dir)
         self.voices: dict[str, tuple[np.ndarray, np.ndarray]] = {}

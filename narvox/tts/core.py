@@ -46,11 +46,19 @@ class TtsConfig:
     dropout: float = 0.1
     align_dim: int = 80          # the aligner's embedding width
     cond_drop: float = 0.1       # share of training items without text (for classifier-free guidance)
+    prompt_seconds: float = 3.0  # aligned conditioning: the voice prompt, a crop this long in training,
+                                 # evaluation, shipped voices and the API alike
     # the masked backend: share of items without their prompt (MaskGCT's guidance), the floor of
     # the mask ratio, and the span masked frames come in (MAGNeT: 3; 1 = frame by frame)
     prompt_drop: float = 0.15
     min_mask_ratio: float = 0.1
     mask_span: int = 1
+    # the pseudo-AR backend (PALLE) on codebook 1: the share of the target scored after a known
+    # prefix (k = 0.1 T), the share of its codebook-1 items trained so (the others learn the
+    # refinement: frames masked with probability refine_mask)
+    par_span: float = 0.1
+    par_share: float = 0.7
+    refine_mask: float = 0.1
 
     def __post_init__(self):
         if self.conditioning not in CONDITIONINGS:

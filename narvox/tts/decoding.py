@@ -22,17 +22,25 @@ class GenerateOptions:
     duration predictor's, or the end token's under the prefix conditioning); `speed` divides
     predicted durations. `max_frames_per_phone` caps a prefix-conditioned AR that never emits
     its end token (speech here runs at about 4 frames per phone). `steps`: the masked backend's
-    mask-predict passes per codebook level, coarse to fine."""
+    mask-predict passes per codebook level, coarse to fine (the pseudo-AR backend's for levels 2..Q).
+    `span`: the share of the target the pseudo-AR backend fixes per step (0.1: 10 steps);
+    `refine_steps`: its refinement passes over codebook 1 afterwards."""
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     seed: int | None = None
     durations: tuple[int, ...] | None = None
     speed: float = 1.0
     max_frames_per_phone: float = 8.0
     steps: tuple[int, ...] | None = None  # masked backend: passes per codebook level (None: its default)
+    span: float = 0.1
+    refine_steps: int = 7
 
     def __post_init__(self):
         if self.speed <= 0:
             raise ValueError(f"speed must be > 0, got {self.speed}")
+        if not 0 < self.span <= 1:
+            raise ValueError(f"span must be in (0, 1], got {self.span}")
+        if self.refine_steps < 0:
+            raise ValueError(f"refine_steps must be >= 0, got {self.refine_steps}")
 
 
 class ValleGraphs(Protocol):

@@ -87,10 +87,11 @@ class LevelPredictor(nn.Module):
         return torch.einsum("btd,bvd->btv", h, self.heads[head]) + self.head_bias[head][:, None, :]
 
     def loss(self, text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level: Tensor,
-             known: Tensor, text_visible=None) -> tuple[Tensor, Tensor]:
-        """Cross-entropy and accuracy of level[b] on the target frames not `known`."""
+             known: Tensor, text_visible=None, scored: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Cross-entropy and accuracy of level[b] on the target frames `scored` [B, T] (default:
+        those not `known`)."""
         logits = self.logits(text, text_lens, prompt, prompt_lens, target, target_lens, frame_cond, level, known,
                              text_visible)
         labels = target.gather(1, level[:, None, None].expand(-1, 1, target.size(2))).squeeze(1)
-        mask = padding_mask(target_lens, target.size(2)) & ~known
+        mask = padding_mask(target_lens, target.size(2)) & (~known if scored is None else scored)
         return F.cross_entropy(logits[mask], labels[mask]), masked_accuracy(logits, labels, mask)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -53,34 +53,85 @@ def target_frames(prompt_lens: np.ndarray, prompt_phones: list[np.ndarray], phon
     return np.maximum(np.round(np.array(rates) * [len(p) for p in phones]), 1).astype(np.int64)
 
 
-def fill_level(graphs: MaskedGraphs, text, text_lens, prompt, prompt_lens, codes: np.ndarray, lengths: np.ndarray,
-               frame_cond, level: int, n_steps: int, options: GenerateOptions, rngs) -> None:
+@dataclasses.dataclass
+class Conditioned:
+    """A batch ready for a masked model's `levels` graph: text (prefix) or per-frame phone states
+    (aligned), the prompt, and every item's length in frames."""
+    text: np.ndarray | None
+    text_lens: np.ndarray
+    prompt: np.ndarray
+    prompt_lens: np.ndarray
+    frame_cond: np.ndarray | None
+    lengths: np.ndarray
+
+    @property
+    def real(self) -> np.ndarray:
+        """[B, T] True on frames inside each item."""
+        return np.arange(int(self.lengths.max()))[None] < self.lengths[:, None]
+
+
+def condition(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.ndarray],
+              prompt_phones: list[np.ndarray] | None, options: GenerateOptions) -> Conditioned:
+    """Encodes the text and sets every item's length: the duration predictor's (aligned), the
+    prompt's speaking rate or the user's durations (prefix)."""
+    q, b = graphs.n_codebooks, len(phones)
+    check_inputs(q, phones, prompts, prompt_phones, options)
+    prompt, prompt_lens = pad([p[:q] for p in prompts])
+    if graphs.conditioning == "aligned":
+        ph, lens = pad(phones)
+        states, log_d = graphs.encode(ph, lens, prompt, prompt_lens)
+        durations = phone_durations(log_d, lens, options)
+        lengths = durations.sum(1)
+        return Conditioned(None, np.zeros(b, dtype=np.int64), prompt, prompt_lens,
+                           regulate(states, durations, int(lengths.max())), lengths)
+    if prompt_phones is None:
+        raise ValueError("the prefix conditioning needs the prompt's phones")
+    lengths = (np.asarray(options.durations, dtype=np.int64) if options.durations is not None
+               else target_frames(prompt_lens, prompt_phones, phones))
+    text, text_lens = pad([np.concatenate([pp, p]) for pp, p in zip(prompt_phones, phones)])
+    text, _ = graphs.encode(text, text_lens, prompt, prompt_lens)
+    return Conditioned(text, text_lens, prompt, prompt_lens, None, lengths)
+
+
+def predict(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, known: np.ndarray, level: int,
+            sampling, temperature: float, rngs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One pass of the `levels` graph: a code drawn for every frame of `level` not `known` [B, T],
+    with classifier-free guidance (the same items without their prompt, in the same batch).
+    Returns (rows, frames, codes drawn, their probabilities at `temperature`)."""
+    b = codes.shape[0]
+    guided = sampling.cfg_scale != 1
+    twice = lambda x: x if not guided or x is None else np.concatenate([x, x])
+    prompt_lens = (np.concatenate([batch.prompt_lens, np.zeros_like(batch.prompt_lens)]) if guided
+                   else batch.prompt_lens)
+    levels = np.full(b * (1 + guided), level, dtype=np.int64)
+    logits = graphs.levels(twice(batch.text), twice(batch.text_lens), twice(batch.prompt), prompt_lens, twice(codes),
+                           twice(batch.lengths), twice(batch.frame_cond), levels, twice(known)).astype(np.float64)
+    if guided:
+        logits = guide(logits[:b], logits[b:], sampling.cfg_scale)
+    options_now = dataclasses.replace(sampling, temperature=temperature, repetition_ratio=0)
+    rows, frames = np.nonzero(~known)
+    drawn = sample(logits[rows, frames], options_now, [rngs[r] for r in rows])
+    scaled = logits[rows, frames] / max(temperature, 1e-6)
+    scaled -= scaled.max(axis=1, keepdims=True)
+    confidence = np.exp(scaled[np.arange(len(rows)), drawn]) / np.exp(scaled).sum(axis=1)
+    return rows, frames, drawn, confidence
+
+
+def fill_level(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, level: int, n_steps: int,
+               options: GenerateOptions, rngs) -> None:
     """Mask-predict codebook `level` of codes [B, Q, T] in place."""
     b, _, t = codes.shape
-    sampling = options.sampling
-    guided = sampling.cfg_scale != 1
-    real = np.arange(t)[None] < lengths[:, None]
+    real = batch.real
     known = ~real  # padding counts as known: it is never predicted
-    levels = np.full(b * (1 + guided), level, dtype=np.int64)
-    twice = lambda x: x if not guided or x is None else np.concatenate([x, x])
-    no_prompt = np.concatenate([prompt_lens, np.zeros_like(prompt_lens)]) if guided else prompt_lens
     for step in range(n_steps):
-        logits = graphs.levels(twice(text), twice(text_lens), twice(prompt), no_prompt, twice(codes), twice(lengths),
-                               twice(frame_cond), levels, twice(known)).astype(np.float64)
-        if guided:
-            logits = guide(logits[:b], logits[b:], sampling.cfg_scale)
-        temperature = sampling.temperature * (1 - step / n_steps)
-        options_now = dataclasses.replace(sampling, temperature=temperature, repetition_ratio=0)
-        rows, frames = np.nonzero(~known)
-        drawn = sample(logits[rows, frames], options_now, [rngs[r] for r in rows])
-        scaled = logits[rows, frames] / max(temperature, 1e-6)
-        scaled -= scaled.max(axis=1, keepdims=True)
-        confidence = np.exp(scaled[np.arange(len(rows)), drawn]) / np.exp(scaled).sum(axis=1)
+        temperature = options.sampling.temperature * (1 - step / n_steps)
+        rows, frames, drawn, confidence = predict(graphs, batch, codes, known, level, options.sampling,
+                                                  temperature, rngs)
         codes[rows, level, frames] = drawn
         score = np.full((b, t), np.inf)
         score[rows, frames] = confidence
         # how many stay masked after this pass: the cosine schedule, 0 after the last one
-        remasked = np.floor(lengths * math.cos(math.pi / 2 * (step + 1) / n_steps)).astype(np.int64)
+        remasked = np.floor(batch.lengths * math.cos(math.pi / 2 * (step + 1) / n_steps)).astype(np.int64)
         order = np.argsort(score, axis=1, kind="stable")  # least confident first
         again = np.arange(t)[None] < remasked[:, None]
         known = np.ones((b, t), dtype=bool)
@@ -89,29 +140,18 @@ def fill_level(graphs: MaskedGraphs, text, text_lens, prompt, prompt_lens, codes
 
 
 def generate(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.ndarray],
-             prompt_phones: list[np.ndarray] | None, options: GenerateOptions) -> list[np.ndarray]:
-    """What TtsBackend.generate promises: per item codes [Q, F]."""
-    q, b = graphs.n_codebooks, len(phones)
-    check_inputs(q, phones, prompts, prompt_phones, options)
+             prompt_phones: list[np.ndarray] | None, options: GenerateOptions,
+             fill_first_level: Callable | None = None) -> list[np.ndarray]:
+    """What TtsBackend.generate promises: per item codes [Q, F]. `fill_first_level(graphs, batch,
+    codes, options, rngs)` fills codebook 1 another way (the pseudo-AR backend's)."""
+    q = graphs.n_codebooks
     steps = steps_per_level(q, options.steps)
-    prompt, prompt_lens = pad([p[:q] for p in prompts])
-    rngs = row_generators(options.seed, b)
-    if graphs.conditioning == "aligned":
-        ph, lens = pad(phones)
-        states, log_d = graphs.encode(ph, lens, prompt, prompt_lens)
-        durations = phone_durations(log_d, lens, options)
-        lengths = durations.sum(1)
-        cond, text, text_lens = regulate(states, durations, int(lengths.max())), None, np.zeros(b, dtype=np.int64)
-    else:
-        if prompt_phones is None:
-            raise ValueError("the prefix conditioning needs the prompt's phones")
-        lengths = (np.asarray(options.durations, dtype=np.int64) if options.durations is not None
-                   else target_frames(prompt_lens, prompt_phones, phones))
-        text, text_lens = pad([np.concatenate([pp, p]) for pp, p in zip(prompt_phones, phones)])
-        text, _ = graphs.encode(text, text_lens, prompt, prompt_lens)
-        cond = None
-    codes = np.zeros((b, q, int(lengths.max())), dtype=np.int64)
+    batch = condition(graphs, phones, prompts, prompt_phones, options)
+    rngs = row_generators(options.seed, len(phones))
+    codes = np.zeros((len(phones), q, int(batch.lengths.max())), dtype=np.int64)
     for level in range(q):
-        fill_level(graphs, text, text_lens, prompt, prompt_lens, codes, lengths, cond, level, steps[level],
-                   options, rngs)
-    return [codes[i, :, :int(lengths[i])] for i in range(b)]
+        if level == 0 and fill_first_level is not None:
+            fill_first_level(graphs, batch, codes, options, rngs)
+        else:
+            fill_level(graphs, batch, codes, level, steps[level], options, rngs)
+    return [codes[i, :, :n] for i, n in enumerate(batch.lengths.tolist())]

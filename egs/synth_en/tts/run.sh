@@ -3,7 +3,8 @@
 # evaluate (judges, similarity, robustness, learning curve), export, pack (opt-in).
 #   ./run.sh                                             # VALL-E, aligned conditioning, CPU size
 #   ./run.sh --config conf/valle_prefix.yaml --exp exp/valle_prefix
-#   ./run.sh --config conf/masked_aligned.yaml --exp exp/masked_aligned   # the masked NAR backend
+#   ./run.sh --models masked                             # the masked NAR backend (conf/masked_aligned.yaml)
+#   ./run.sh --models "ar masked" --stage 3              # both backends in turn, on data already prepared
 #   ./run.sh --size mini --train-args "optim.max_steps=200"
 #   ./run.sh --stage 7 --pack true                       # ship exp/valle_aligned/onnx as 'ar'
 #   ./run.sh --ngpu 1 --config conf/valle_aligned_gpu.yaml --exp exp/valle_aligned_gpu

@@ -1,0 +1,74 @@
+"""How the pseudo-autoregressive backend (PALLE) generates, torch-free.
+
+Codebook 1 is made left to right like AR, but a whole span per step: each pass of the
+bidirectional `levels` graph predicts every unfinished frame and keeps only the leftmost `span`
+of the target (10 % by default, so 10 passes whatever the length). Then a few refinement passes
+mask the least confident of those codes again and predict them in parallel, each code refined
+at most once (PALLE's stage 2). Codebooks 2..Q follow as in the masked backend, one mask-predict
+level at a time (narvox.tts.mask_predict), since PALLE itself speaks a single token stream.
+
+It runs against the same graphs as the masked backend (MaskedGraphs): only the order in which
+codes are filled in differs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from narvox.tts import mask_predict
+from narvox.tts.decoding import GenerateOptions
+from narvox.tts.mask_predict import Conditioned, MaskedGraphs, predict
+
+REFINE_SHARE = 0.05  # of each target's frames masked again per refinement pass (7 passes: a third)
+
+
+def spans(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, options: GenerateOptions,
+                rngs) -> np.ndarray:
+    """Codebook 1 of codes [B, Q, T] in place, a span per pass; returns each code's probability
+    when it was drawn [B, T] (what refinement ranks)."""
+    b, _, t = codes.shape
+    real = batch.real
+    span = np.maximum(1, np.ceil(options.span * batch.lengths)).astype(np.int64)
+    known = ~real
+    confidence = np.ones((b, t))
+    while not known.all():
+        rows, frames, drawn, p = predict(graphs, batch, codes, known, 0, options.sampling,
+                                         options.sampling.temperature, rngs)
+        # np.nonzero lists each row's unfinished frames left to right, rows in order
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+        keep = rank < span[rows]
+        rows, frames = rows[keep], frames[keep]
+        codes[rows, 0, frames], confidence[rows, frames] = drawn[keep], p[keep]
+        known[rows, frames] = True
+    return confidence
+
+
+def refine(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, confidence: np.ndarray,
+           options: GenerateOptions, rngs) -> None:
+    """PALLE's stage 2 on codebook 1: per pass, the least confident REFINE_SHARE of each target's
+    codes not yet refined are masked and predicted again together; temperature annealed to 0."""
+    b, _, t = codes.shape
+    refined = ~batch.real  # padding is never touched
+    per_pass = np.maximum(1, np.floor(REFINE_SHARE * batch.lengths)).astype(np.int64)
+    for step in range(options.refine_steps):
+        count = np.minimum(per_pass, (~refined).sum(1))
+        if not count.any():
+            break
+        order = np.argsort(np.where(refined, np.inf, confidence), axis=1, kind="stable")
+        masked = np.zeros((b, t), dtype=bool)
+        np.put_along_axis(masked, order, np.arange(t)[None] < count[:, None], axis=1)
+        temperature = options.sampling.temperature * (1 - (step + 1) / options.refine_steps)
+        rows, frames, drawn, _ = predict(graphs, batch, codes, ~masked, 0, options.sampling, temperature, rngs)
+        codes[rows, 0, frames] = drawn
+        refined |= masked
+
+
+def fill_first_level(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, options: GenerateOptions,
+                     rngs) -> None:
+    """Codebook 1 span by span, then refined."""
+    refine(graphs, batch, codes, spans(graphs, batch, codes, options, rngs), options, rngs)
+
+
+def generate(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.ndarray],
+             prompt_phones: list[np.ndarray] | None, options: GenerateOptions) -> list[np.ndarray]:
+    """What TtsBackend.generate promises: per item codes [Q, F]."""
+    return mask_predict.generate(graphs, phones, prompts, prompt_phones, options, fill_first_level)
