@@ -1,16 +1,19 @@
-"""TTS benchmark: intelligibility (two ASR judges, synthesized vs real recordings of the same
-sentences by the same voices), speaker similarity, robustness, and speed (real-time factor on
-PyTorch and ONNX Runtime at batch 1 and 8, forward passes per second of audio, the KV cache
-against recomputing the sequence).
+"""TTS benchmark of one or more systems side by side, on the same sentences and prompts:
+intelligibility (two ASR judges, synthesized vs real recordings of the same sentences by the same
+voices), speaker similarity, robustness, and speed (real-time factor on PyTorch and ONNX Runtime
+at batch 1 and 8, forward passes per second of audio; for VALL-E, the KV cache against
+recomputing the sequence).
 
-  python bench/tts.py --bundle narvox/pretrained/tts/ar --model egs/synth_en/tts/exp/valle_aligned/model \
+  python bench/tts.py --bundles narvox/pretrained/tts/ar --models egs/synth_en/tts/exp/valle_aligned/model \
       --data egs/synth_en/corpus/full/test_seen --zero-shot egs/synth_en/corpus/full/test_unseen_voice
 
+`--models` pairs each bundle with its trained model directory for the PyTorch speed ('-': none).
 Quality: narvox.recipes.tts_eval on ONNX Runtime (what ships), prompts from other utterances of
 the same speaker (test_seen: seen voices; --zero-shot: voices never trained on). Speed: the first
 `--speed-utts` sentences, their lengths imposed from the real recordings (so a model's own
 durations do not change the workload), generation + codec decoding, after one warm-up batch.
-Writes bench/results/tts.json, tts.md, tts_spectrogram.png and a few WAV samples (tts_samples/).
+Writes bench/results/tts.json, tts.md, tts_spectrogram.png and a WAV sample per system and
+test set (tts_samples/, first 4 s of each: under 1 MB in all).
 """
 from __future__ import annotations
 
@@ -69,10 +72,11 @@ def speed(tts, items, frames: list[int], batch_sizes=(1, 8)) -> dict:
 
 
 def cache_versus_recompute(tts, lengths=(50, 150, 300, 500), repeats: int = 5) -> list[dict]:
-    """Milliseconds of one codebook-1 step after `t` frames (3 s prompt): with the KV cache (one
-    new slot) and recomputing the whole sequence (every slot again), on ONNX Runtime."""
+    """Milliseconds of one codebook-1 step after `t` frames (and the model's voice prompt): with
+    the KV cache (one new slot) and recomputing the whole sequence (every slot again), on ONNX
+    Runtime."""
     rows = []
-    d, prompt = tts.d_model, 150
+    d, prompt = tts.d_model, round(tts.prompt_seconds * tts.codec.frame_rate)
     for t in lengths:
         n = prompt + t
         tokens = np.zeros((1, n), dtype=np.int64)
@@ -96,14 +100,15 @@ def cache_versus_recompute(tts, lengths=(50, 150, 300, 500), repeats: int = 5) -
     return rows
 
 
-def plot(real: np.ndarray, synthesized: np.ndarray, sr: int, title: str, path: Path) -> None:
+def plot(panels: list[tuple[str, np.ndarray]], sr: int, title: str, path: Path) -> None:
+    """Mel spectrograms, one panel per (name, audio)."""
     import librosa
     import librosa.display
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, 1, figsize=(10, 5.2), sharex=True)
-    for ax, (name, audio) in zip(axes, (("real recording", real), ("narvox TTS", synthesized))):
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), sharex=True, squeeze=False)
+    for ax, (name, audio) in zip(axes[:, 0], panels):
         mel = librosa.feature.melspectrogram(y=audio, sr=sr, n_fft=1024, hop_length=160, n_mels=80)
         librosa.display.specshow(librosa.power_to_db(mel, ref=np.max), sr=sr, hop_length=160, x_axis="time",
                                  y_axis="mel", ax=ax, vmin=-80, vmax=0)
@@ -114,31 +119,80 @@ def plot(real: np.ndarray, synthesized: np.ndarray, sr: int, title: str, path: P
     plt.close(fig)
 
 
+def system_name(bundle: Path) -> str:
+    """<bundle kind> (<directory name>): what the tables call a system."""
+    from narvox.bundle import read_bundle
+    return f"{read_bundle(bundle).kind} ({bundle.name})"
+
+
 def markdown(result: dict) -> str:
-    lines = [f"TTS benchmark: bundle `{result['bundle']}`, model dir `{result['model']}`, {result['threads']} threads.", ""]
-    for name, q in result["quality"].items():
-        lines += [f"### {name}", "", quality_markdown(q)]
-    s = result["speed"]
-    lines += ["### Speed", "", f"{s['utterances']} sentences, {s['onnxruntime']['audio_seconds']:.1f} s of audio, "
-              "lengths of the real recordings.", "",
-              "| runtime | RTF batch 1 | RTF batch 8 | forward passes / s of audio |", "|---|---|---|---|"]
-    for name in ("pytorch", "onnxruntime"):
-        if name in s:
-            r = s[name]
-            lines.append(f"| {name} | {r['rtf_batch1']:.3f} | {r['rtf_batch8']:.3f} | {r['forward_passes_per_second']:.1f} |")
-    if "pytorch" in s:
-        lines += ["", f"ONNX Runtime speed-up over PyTorch at batch 1: {s['onnx_speedup']:.2f}x"]
-    lines += ["", "Codebook-1 step after t frames (ONNX Runtime): KV cache vs recomputing the sequence", "",
-              "| frames | cached ms | recomputed ms | speed-up |", "|---|---|---|---|"]
-    for r in result["cache"]:
-        lines.append(f"| {r['frames']} | {r['cached_ms']:.2f} | {r['recomputed_ms']:.2f} | {r['speedup']:.1f}x |")
+    systems = result["systems"]
+    lines = [f"TTS benchmark, {result['threads']} threads: {', '.join(systems)}.", "",
+             "| system | test set | " + " | ".join(f"{j} WER ratio | {j} CER ratio" for j in result["judges"]) +
+             " | similarity ratio | long / short / empty % |", "|---|---|" + "---|---|" * len(result["judges"]) + "---|---|"]
+    for name, r in systems.items():
+        for test_set, q in r["quality"].items():
+            cells = [f"{q['judges'][j]['wer_ratio']:.2f} | {q['judges'][j]['cer_ratio']:.2f}" for j in result["judges"]]
+            sim = f"{q['similarity']['ratio']:.3f}" if "similarity" in q else "-"
+            rob = q["robustness"]
+            lines.append(f"| {name} | {test_set} | " + " | ".join(cells) + f" | {sim} | {100 * rob['too_long']:.1f} / "
+                         f"{100 * rob['too_short']:.1f} / {100 * rob['empty']:.1f} |")
+    lines += ["", "Ratios: the judge's error rate on the synthesized speech over its error rate on the real recordings "
+              "of the same sentences; similarity: Resemblyzer cosine to the prompt, over the real recording's.", "",
+              "| system | runtime | RTF batch 1 | RTF batch 8 | forward passes / s of audio | ONNX speed-up (batch 1) |",
+              "|---|---|---|---|---|---|"]
+    for name, r in systems.items():
+        s = r["speed"]
+        for runtime in ("pytorch", "onnxruntime"):
+            if runtime in s:
+                x = s[runtime]
+                up = f"{s['onnx_speedup']:.2f}x" if runtime == "onnxruntime" and "onnx_speedup" in s else ""
+                lines.append(f"| {name} | {runtime} | {x['rtf_batch1']:.3f} | {x['rtf_batch8']:.3f} | "
+                             f"{x['forward_passes_per_second']:.1f} | {up} |")
+    first = next(iter(systems.values()))["speed"]
+    lines += ["", f"Speed: {first['utterances']} sentences, {first['onnxruntime']['audio_seconds']:.1f} s of audio, "
+                  "at the lengths of the real recordings, generation and codec decoding."]
+    for name, r in systems.items():
+        if r.get("cache"):
+            lines += ["", f"{name}: codebook-1 step after t frames (ONNX Runtime), KV cache vs recomputing the sequence",
+                      "", "| frames | cached ms | recomputed ms | speed-up |", "|---|---|---|---|"]
+            lines += [f"| {c['frames']} | {c['cached_ms']:.2f} | {c['recomputed_ms']:.2f} | {c['speedup']:.1f}x |"
+                      for c in r["cache"]]
+    for name, r in systems.items():
+        for test_set, q in r["quality"].items():
+            lines += ["", f"### {name}, {test_set}", "", quality_markdown(q)]
     return "\n".join(lines) + "\n"
+
+
+def bench_system(bundle: Path, model: Path | None, args) -> tuple[dict, dict]:
+    """(the system's results, test set -> its audio)."""
+    result, audio = {"bundle": str(bundle), "model": str(model) if model else None, "quality": {}}, {}
+    for test_set, data_dir in (("seen voices", args.data), ("zero-shot voices", args.zero_shot)):
+        if data_dir is not None:
+            result["quality"][test_set], audio[test_set] = evaluate(
+                bundle, data_dir, max_utts=args.max_utts, judges=tuple(args.judges), options=SAMPLING,
+                num_threads=args.threads)
+    tts = open_tts(bundle, num_threads=args.threads)
+    data = read_data_dir(args.data)
+    codes = CodesFile(codes_path(args.data, tts.codec.name))
+    items, _ = choose_prompts(data, codes, tts.tokenizer.table, tts.conditioning == "prefix", tts.prompt_seconds)
+    items = items[:args.speed_utts]
+    frames = [codes[it.utt].shape[1] for it in items]
+    s = {"utterances": len(items), "onnxruntime": speed(tts, items, frames)}
+    if model:
+        s["pytorch"] = speed(open_tts(model, num_threads=args.threads), items, frames)
+        s["onnx_speedup"] = s["pytorch"]["rtf_batch1"] / s["onnxruntime"]["rtf_batch1"]
+    result["speed"] = s
+    if hasattr(tts.graphs, "lm"):  # VALL-E's codebook-1 stage: what the KV cache is for
+        result["cache"] = cache_versus_recompute(tts)
+    return result, audio
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bundle", type=Path, default=Path("narvox/pretrained/tts/ar"))
-    p.add_argument("--model", type=Path, help="the trained model directory of the bundle (PyTorch speed)")
+    p.add_argument("--bundles", type=Path, nargs="+", default=[Path("narvox/pretrained/tts/ar")])
+    p.add_argument("--models", nargs="*", default=[],
+                   help="per bundle, its trained model directory for the PyTorch speed, or '-'")
     p.add_argument("--data", type=Path, default=Path("egs/synth_en/corpus/full/test_seen"))
     p.add_argument("--zero-shot", type=Path, help="a data dir of voices never trained on")
     p.add_argument("--max-utts", type=int, default=100)
@@ -147,35 +201,25 @@ def main(argv=None) -> None:
     p.add_argument("--judges", nargs="*", default=["ctc", "pocketsphinx"])
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
+    if len(args.models) > len(args.bundles):
+        p.error("more --models than --bundles")
+    models = [None if m == "-" else Path(m) for m in args.models] + [None] * (len(args.bundles) - len(args.models))
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"bundle": str(args.bundle), "model": str(args.model), "threads": args.threads, "quality": {}}
     samples = args.out / "tts_samples"
     samples.mkdir(exist_ok=True)
-    for name, data_dir in (("seen voices", args.data), ("zero-shot voices", args.zero_shot)):
-        if data_dir is None:
-            continue
-        quality, audio = evaluate(args.bundle, data_dir, max_utts=args.max_utts, judges=tuple(args.judges),
-                                  options=SAMPLING, num_threads=args.threads)
-        result["quality"][name] = quality
-        data = read_data_dir(data_dir)
-        utts = [u for u in data.utt_ids if data.spk2utt[data.utt2spk[u]] != [u]][:len(audio)]
-        for k in range(2):  # a few seconds of each, 16-bit: well under 1 MB in all
-            write_audio(samples / f"{name.split()[0]}_{k}_{utts[k]}.wav", audio[k], 16000)
-        if name == "seen voices":
-            plot(data.load_audio(utts[0], 16000)[0], audio[0], 16000, f"{utts[0]}: {data.text[utts[0]]}",
-                 args.out / "tts_spectrogram.png")
-    tts = open_tts(args.bundle, num_threads=args.threads)
+    result = {"threads": args.threads, "judges": args.judges, "systems": {}}
     data = read_data_dir(args.data)
-    codes = CodesFile(codes_path(args.data, tts.codec.name))
-    items, _ = choose_prompts(data, codes, tts.tokenizer.table, tts.conditioning == "prefix", tts.prompt_seconds)
-    items = items[:args.speed_utts]
-    frames = [codes[it.utt].shape[1] for it in items]
-    s = {"utterances": len(items), "onnxruntime": speed(tts, items, frames)}
-    if args.model:
-        s["pytorch"] = speed(open_tts(args.model, num_threads=args.threads), items, frames)
-        s["onnx_speedup"] = s["pytorch"]["rtf_batch1"] / s["onnxruntime"]["rtf_batch1"]
-    result["speed"] = s
-    result["cache"] = cache_versus_recompute(tts)
+    panels = []
+    for bundle, model in zip(args.bundles, models):
+        name = system_name(bundle)
+        result["systems"][name], audio = bench_system(bundle, model, args)
+        for test_set, wavs in audio.items():  # the first 4 s of the first sentence, 16-bit
+            write_audio(samples / f"{bundle.name}_{test_set.split()[0]}.wav", wavs[0][:4 * 16000], 16000)
+        panels.append((name, audio["seen voices"][0]))
+    # evaluate() prompts every utterance whose speaker has another one: the first such is judged first
+    utt = next(u for u in data.utt_ids if data.spk2utt[data.utt2spk[u]] != [u])
+    plot([("real recording", data.load_audio(utt, 16000)[0]), *panels], 16000, f"{utt}: {data.text[utt]}",
+         args.out / "tts_spectrogram.png")
     (args.out / "tts.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "tts.md").write_text(markdown(result))
     print(markdown(result))

@@ -20,15 +20,23 @@ def test_speed_rows(tmp_path):
     items = [Item(f"u{i}", rng.integers(4, 20, 6), "p", rng.integers(0, 1024, (8, 20)), rng.integers(4, 20, 3), 0)
              for i in range(3)]
     frames = [10, 14, 12]
-    result = {"bundle": str(bundle), "model": str(model_dir), "threads": 1, "quality": {},
-              "speed": {"utterances": 3}}
+    result = {"threads": 1, "judges": ["ctc"], "systems": {"valle_prefix (bundle)": {"quality": {}, "speed": {"utterances": 3}}}}
+    system = result["systems"]["valle_prefix (bundle)"]
     for name, path in (("onnxruntime", bundle), ("pytorch", model_dir)):
         s = speed(open_tts(path, num_threads=1), items, frames, batch_sizes=(1, 2))
         s["rtf_batch8"] = s["rtf_batch2"]
         # per item: encode, the prefill, one lm step per frame, one residual pass per codebook above 1
         assert abs(s["forward_passes_per_second"] * s["audio_seconds"] - sum(2 + f + 2 for f in frames)) < 1e-6
-        result["speed"][name] = s
-    result["speed"]["onnx_speedup"] = 1.0
+        system["speed"][name] = s
+    system["speed"]["onnx_speedup"] = 1.0
     rows = cache_versus_recompute(open_tts(bundle, num_threads=1), lengths=(10, 40), repeats=1)
     assert [r["frames"] for r in rows] == [10, 40] and all(r["cached_ms"] > 0 for r in rows)
-    assert "| 40 |" in markdown({**result, "cache": rows})
+    system["cache"] = rows
+    judged = {"wer_real": 10.0, "cer_real": 5.0, "wer_tts": 15.0, "cer_tts": 6.0, "wer_ratio": 1.5, "cer_ratio": 1.2}
+    system["quality"]["seen voices"] = {
+        "model": "m", "data": "d", "utterances": 3, "left_out": 0, "conditioning": "prefix", "rtf": 0.1,
+        "judges": {"ctc": judged}, "robustness": {"too_long": 0.0, "too_short": 1 / 3, "empty": 0.0},
+        "similarity": {"tts": 0.8, "real": 0.9, "ratio": 0.8 / 0.9}}
+    table = markdown(result)
+    assert "| 40 |" in table and "| valle_prefix (bundle) | onnxruntime |" in table
+    assert "| valle_prefix (bundle) | seen voices | 1.50 | 1.20 | 0.889 | 0.0 / 33.3 / 0.0 |" in table
