@@ -60,8 +60,10 @@ def test_bad_input_is_named(bundle, tmp_path, caplog):
         tts.synthesize("Hello.", prompt=np.zeros(32000, dtype=np.float32))
     with pytest.raises(AudioError, match="missing.wav"):
         tts.synthesize("Hello.", prompt=tmp_path / "missing.wav")
-    with pytest.raises(NarvoxError, match="sampling options"):
+    with pytest.raises(NarvoxError, match="generation options"):
         tts.synthesize("Hello.", temprature=0.5)
+    with pytest.raises(NarvoxError, match="steps must be >= 1"):
+        tts.synthesize("Hello.", steps=(4, 0))
     with caplog.at_level(logging.WARNING):
         tts.synthesize("Hello.", prompt=speech_like(12.0), seed=0)
     assert "using its first 10 s" in caplog.text
@@ -86,3 +88,20 @@ def test_cli_synthesize(bundle, tmp_path, capsys):
     assert main(["synthesize", "Hello."]) == 2  # no -o
     assert main(["synthesize", "Hello.", "-o", str(out), "--model", str(tmp_path / "nope")]) == 2
     assert main(["synthesize", "Hello.", "-o", str(out), "--model", str(bundle[0]), "--voice", "carol"]) == 1
+
+
+def test_par_bundle_takes_its_generation_options(tmp_path):
+    """The pseudo-AR backend from the API and the CLI: passes per level, span, refinement."""
+    from narvox.export.tts import export_tts
+    model_dir, _ = tiny_model_dir(tmp_path, "aligned", kind="par")
+    bundle = export_tts(model_dir, tmp_path / "bundle", voices_from=None)
+    tts = TTS.from_pretrained(bundle, num_threads=1)
+    quick = tts.synthesize("Hello world.", prompt=speech_like(2.0), seed=0, steps=(1, 1, 1), span=0.5, refine_steps=1)
+    again = tts.synthesize("Hello world.", prompt=speech_like(2.0), seed=0, steps=(1, 1, 1), span=0.5, refine_steps=1)
+    assert len(quick.audio) > 0 and np.array_equal(quick.audio, again.audio)
+    import soundfile as sf
+    sf.write(tmp_path / "prompt.wav", speech_like(2.0), 16000)
+    out = tmp_path / "x.wav"
+    assert main(["synthesize", "Hello world.", "-o", str(out), "--model", str(bundle), "--prompt",
+                 str(tmp_path / "prompt.wav"), "--steps", "2", "1", "--span", "0.5", "--refine-steps", "2"]) == 0
+    assert sf.info(out).frames > 0

@@ -22,6 +22,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, help="the same seed gives the same speech")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--steps", type=positive_int, nargs="+",
+                   help="masked and pseudo-AR backends: passes per codebook level, coarse to fine")
+    p.add_argument("--span", type=positive_float, default=0.1,
+                   help="pseudo-AR backend: the share of the speech fixed per step")
+    p.add_argument("--refine-steps", type=int, default=7, help="pseudo-AR backend: refinement passes")
     p.add_argument("--list-voices", action="store_true", help="print the model's voices and exit")
     p.add_argument("--num-threads", type=positive_int, default=2)
     p.set_defaults(func=cmd_synthesize)
@@ -42,8 +47,9 @@ def cmd_synthesize(args) -> int:
         print("\n".join(tts.voices))
         return 0
     speech = tts.synthesize(args.text, voice=args.voice, prompt=args.prompt, prompt_text=args.prompt_text,
-                            duration=args.duration, speed=args.speed, seed=args.seed,
-                            temperature=args.temperature, top_k=args.top_k)
+                            duration=args.duration, speed=args.speed, seed=args.seed, steps=args.steps,
+                            span=args.span, refine_steps=args.refine_steps, temperature=args.temperature,
+                            top_k=args.top_k)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_audio(args.output, speech.audio, speech.sample_rate)
     print(f"{args.output}: {speech.duration:.2f} s")

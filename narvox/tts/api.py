@@ -11,6 +11,7 @@ short pauses. Bundles run on ONNX Runtime without torch; model directories on Py
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -73,19 +74,25 @@ class TTS:
 
     def synthesize(self, text: str | Sequence[str], voice: str | None = None, prompt=None,
                    prompt_text: str | None = None, duration: float | None = None, speed: float = 1.0,
-                   seed: int | None = None, batch_size: int = 8, **sampling) -> Speech | list[Speech]:
+                   seed: int | None = None, batch_size: int = 8, steps: Sequence[int] | None = None,
+                   span: float = 0.1, refine_steps: int = 7, **sampling) -> Speech | list[Speech]:
         """Speech for a text or a list of texts, in one voice: a shipped `voice` (default: the
         first), or a `prompt` recording (path, array at the model's rate, or (array, rate)) with
         `prompt_text`, what it says (transcribed by narvox's ASR when omitted; only the prefix
         conditioning reads it). `duration`: seconds per text; `speed` > 1 speaks faster.
-        `sampling`: temperature, top_k, top_p, repetition_window, repetition_ratio, cfg_scale."""
+        `steps`: the masked and pseudo-AR backends' passes per codebook level (fewer is faster);
+        `span`, `refine_steps`: the pseudo-AR backend's share of the target per step and its
+        refinement passes. `sampling`: temperature, top_k, top_p, repetition_window,
+        repetition_ratio, cfg_scale."""
         texts = [text] if isinstance(text, str) else list(text)
         if not texts:
             raise TextError("no text to synthesize")
         try:
             options = SamplingOptions(**sampling)
+            order = decoding.GenerateOptions(steps=None if steps is None else tuple(steps), span=span,
+                                             refine_steps=refine_steps)
         except (TypeError, ValueError) as e:
-            raise NarvoxError(f"sampling options: {e}") from e
+            raise NarvoxError(f"generation options: {e}") from e
         if speed <= 0 or (duration is not None and duration <= 0):
             raise NarvoxError(f"speed and duration must be > 0, got speed={speed}, duration={duration}")
         if self.backend.conditioning == "prefix" and speed != 1.0:
@@ -110,8 +117,8 @@ class TTS:
         audio: list[np.ndarray] = []
         for start in range(0, len(sentences), batch_size):
             chunk = sentences[start:start + batch_size]
-            generate = decoding.GenerateOptions(
-                sampling=options, seed=seed, speed=speed,
+            generate = dataclasses.replace(
+                order, sampling=options, seed=seed, speed=speed,
                 durations=None if frames is None else tuple(frames[start:start + batch_size]))
             codes = self.backend.generate([p for _, p in chunk], [prompt_codes] * len(chunk),
                                           [prompt_phones] * len(chunk), generate)

@@ -37,6 +37,8 @@ class GenerateOptions:
     def __post_init__(self):
         if self.speed <= 0:
             raise ValueError(f"speed must be > 0, got {self.speed}")
+        if self.steps is not None and (not self.steps or any(s < 1 for s in self.steps)):
+            raise ValueError(f"steps must be >= 1 per codebook level, got {self.steps}")
         if not 0 < self.span <= 1:
             raise ValueError(f"span must be in (0, 1], got {self.span}")
         if self.refine_steps < 0:
