@@ -29,9 +29,8 @@ from narvox.codecs.dump import CodesFile, codes_path
 from narvox.data import read_data_dir
 from narvox.recipes.tts_eval import choose_prompts, evaluate, markdown as quality_markdown, open_tts, synthesize
 from narvox.tts.decoding import GenerateOptions
-from narvox.tts.sampling import SamplingOptions
 
-SAMPLING = GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=50), seed=0)
+SAMPLING = GenerateOptions(seed=0)  # narvox.TTS's default sampling, seeded
 
 
 class CountingGraphs:

@@ -20,8 +20,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--duration", type=positive_float, help="seconds of speech to make")
     p.add_argument("--speed", type=positive_float, default=1.0, help="> 1 speaks faster (aligned models)")
     p.add_argument("--seed", type=int, help="the same seed gives the same speech")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--temperature", type=float, help="default: narvox.TTS's")
+    p.add_argument("--top-k", type=int, help="default: narvox.TTS's")
     p.add_argument("--steps", type=positive_int, nargs="+",
                    help="masked and pseudo-AR backends: passes per codebook level, coarse to fine")
     p.add_argument("--span", type=positive_float, default=0.1,
@@ -48,8 +48,9 @@ def cmd_synthesize(args) -> int:
         return 0
     speech = tts.synthesize(args.text, voice=args.voice, prompt=args.prompt, prompt_text=args.prompt_text,
                             duration=args.duration, speed=args.speed, seed=args.seed, steps=args.steps,
-                            span=args.span, refine_steps=args.refine_steps, temperature=args.temperature,
-                            top_k=args.top_k)
+                            span=args.span, refine_steps=args.refine_steps,
+                            **{name: value for name, value in (("temperature", args.temperature), ("top_k", args.top_k))
+                               if value is not None})
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_audio(args.output, speech.audio, speech.sample_rate)
     print(f"{args.output}: {speech.duration:.2f} s")

@@ -140,7 +140,7 @@ def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox",
     if not items:
         raise ValueError(f"{data_dir}: no speaker has two utterances, so nothing can be prompted")
     items = items[:max_utts]
-    options = options or GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=50), seed=0)
+    options = options or GenerateOptions(seed=0)  # the sampling narvox.TTS uses by default
     sr = codec.sample_rate
     audio, seconds = synthesize(tts, items, options)
     real = [data.load_audio(it.utt, sr)[0] for it in items]
@@ -219,12 +219,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--judges", nargs="*", default=list(JUDGES), help=f"any of {JUDGES} or a narvox ASR model")
     p.add_argument("--no-similarity", action="store_true")
     p.add_argument("--seed", type=int, default=0)
+    sampling = p.add_argument_group("sampling (default: narvox.tts.sampling.SamplingOptions, as narvox.TTS)")
+    for field in dataclasses.fields(SamplingOptions):
+        sampling.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=type(field.default))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     if args.curve:
         print(learning_curve(args.curve, args.data, args.codec, args.max_utts or 30, tuple(args.judges)))
         return
-    options = GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=50), seed=args.seed)
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingOptions)
+             if getattr(args, f.name) is not None}
+    options = GenerateOptions(sampling=SamplingOptions(**given), seed=args.seed)
     result, _ = evaluate(args.model, args.data, args.codec, args.max_utts, tuple(args.judges),
                          not args.no_similarity, options)
     text = markdown(result)
