@@ -12,12 +12,15 @@ Quality: narvox.recipes.tts_eval on ONNX Runtime (what ships), prompts from othe
 the same speaker (test_seen: seen voices; --zero-shot: voices never trained on). Speed: the first
 `--speed-utts` sentences, their lengths imposed from the real recordings (so a model's own
 durations do not change the workload), generation + codec decoding, after one warm-up batch.
-Writes bench/results/tts.json, tts.md, tts_spectrogram.png and a WAV sample per system and
-test set (tts_samples/, first 4 s of each: under 1 MB in all).
+Masked and pseudo-AR systems are also judged at several --step-settings (passes per codebook
+level). Writes bench/results/tts.json, tts.md, tts_spectrogram.png, tts_tradeoff.png (judge WER
+against RTF, a point per system and step setting) and a WAV sample per system and test set
+(tts_samples/, first 4 s of each: under 1 MB in all).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -52,19 +55,19 @@ class CountingGraphs:
         return counted
 
 
-def speed(tts, items, frames: list[int], batch_sizes=(1, 8)) -> dict:
+def speed(tts, items, frames: list[int], batch_sizes=(1, 8), options: GenerateOptions = SAMPLING) -> dict:
     """RTF per batch size, and forward passes per second of audio."""
     out = {}
-    synthesize(tts, items[:batch_sizes[-1]], SAMPLING, batch_sizes[-1], frames[:batch_sizes[-1]])  # warm-up
+    synthesize(tts, items[:batch_sizes[-1]], options, batch_sizes[-1], frames[:batch_sizes[-1]])  # warm-up
     seconds = sum(frames) * tts.codec.hop_length / tts.codec.sample_rate
     for b in batch_sizes:
-        _, took = synthesize(tts, items, SAMPLING, b, frames)
+        _, took = synthesize(tts, items, options, b, frames)
         out[f"rtf_batch{b}"] = took / seconds
     counting = CountingGraphs(tts.graphs)
     loop = type(tts.model).loop if hasattr(tts, "model") else tts.graphs.generate
     for i in range(len(items)):
         loop(counting, [items[i].phones], [items[i].prompt], [items[i].prompt_phones],
-             GenerateOptions(sampling=SAMPLING.sampling, seed=0, durations=(frames[i],)))
+             dataclasses.replace(options, durations=(frames[i],)))
     out["forward_passes_per_second"] = counting.calls / seconds
     out["audio_seconds"] = seconds
     return out
@@ -118,6 +121,44 @@ def plot(panels: list[tuple[str, np.ndarray]], sr: int, title: str, path: Path) 
     plt.close(fig)
 
 
+def step_curve(bundle: Path, tts, items, frames, args) -> list[dict]:
+    """A masked or pseudo-AR system at each --step-settings (passes per codebook level): ctc
+    judge WER/CER on the first --curve-utts seen-voice sentences, and speed at batch 1."""
+    rows = []
+    for setting in args.step_settings:
+        options = dataclasses.replace(SAMPLING, steps=setting)
+        quality, _ = evaluate(bundle, args.data, max_utts=args.curve_utts, judges=("ctc",), similarity=False,
+                              options=options, num_threads=args.threads)
+        s = speed(tts, items, frames, batch_sizes=(1,), options=options)
+        j = quality["judges"]["ctc"]
+        rows.append({"steps": list(setting), "wer": j["wer_tts"], "cer": j["cer_tts"], "wer_real": j["wer_real"],
+                     "rtf_batch1": s["rtf_batch1"], "forward_passes_per_second": s["forward_passes_per_second"]})
+    return rows
+
+
+def plot_tradeoff(systems: dict, path: Path) -> None:
+    """Judge (ctc) WER against ONNX Runtime RTF at batch 1: a point per system and step setting."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, r in systems.items():
+        q = r["quality"]["seen voices"]["judges"].get("ctc")
+        points = [(row["rtf_batch1"], row["wer"], ",".join(map(str, row["steps"]))) for row in r.get("step_curve", [])]
+        if q and not points:
+            points = [(r["speed"]["onnxruntime"]["rtf_batch1"], q["wer_tts"], "")]
+        xs, ys, labels = zip(*points) if points else ((), (), ())
+        ax.plot(xs, ys, "o-", label=name)
+        for x, y, label in points:
+            ax.annotate(label, (x, y), fontsize=7)
+    ax.set_xlabel("real-time factor, ONNX Runtime, batch 1")
+    ax.set_ylabel("ctc judge WER %")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def system_name(bundle: Path) -> str:
     """<bundle kind> (<directory name>): what the tables call a system."""
     from narvox.bundle import read_bundle
@@ -158,6 +199,14 @@ def markdown(result: dict) -> str:
             lines += [f"| {c['frames']} | {c['cached_ms']:.2f} | {c['recomputed_ms']:.2f} | {c['speedup']:.1f}x |"
                       for c in r["cache"]]
     for name, r in systems.items():
+        if r.get("step_curve"):
+            lines += ["", f"{name}: passes per codebook level against quality (ctc judge, seen voices) and speed", "",
+                      "| steps | WER % | CER % | WER ratio | RTF batch 1 | forward passes / s of audio |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {','.join(map(str, c['steps']))} | {c['wer']:.1f} | {c['cer']:.1f} | "
+                      f"{c['wer'] / max(c['wer_real'], 1e-9):.2f} | {c['rtf_batch1']:.3f} | "
+                      f"{c['forward_passes_per_second']:.1f} |" for c in r["step_curve"]]
+    for name, r in systems.items():
         for test_set, q in r["quality"].items():
             lines += ["", f"### {name}, {test_set}", "", quality_markdown(q)]
     return "\n".join(lines) + "\n"
@@ -184,6 +233,8 @@ def bench_system(bundle: Path, model: Path | None, args) -> tuple[dict, dict]:
     result["speed"] = s
     if hasattr(tts.graphs, "lm"):  # VALL-E's codebook-1 stage: what the KV cache is for
         result["cache"] = cache_versus_recompute(tts)
+    elif args.step_settings:  # masked and pseudo-AR: how quality trades against passes
+        result["step_curve"] = step_curve(bundle, tts, items, frames, args)
     return result, audio
 
 
@@ -198,6 +249,10 @@ def main(argv=None) -> None:
     p.add_argument("--speed-utts", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--judges", nargs="*", default=["ctc", "pocketsphinx"])
+    p.add_argument("--step-settings", nargs="*", type=lambda s: tuple(int(x) for x in s.split(",")),
+                   default=[(4, 1, 1), (8, 2, 1), (16, 4, 2), (32, 8, 4)],
+                   help="masked and pseudo-AR systems: passes per codebook level to trade off, e.g. 16,4,2")
+    p.add_argument("--curve-utts", type=int, default=50, help="sentences judged per step setting")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
     if len(args.models) > len(args.bundles):
@@ -219,6 +274,7 @@ def main(argv=None) -> None:
     utt = next(u for u in data.utt_ids if data.spk2utt[data.utt2spk[u]] != [u])
     plot([("real recording", data.load_audio(utt, 16000)[0]), *panels], 16000, f"{utt}: {data.text[utt]}",
          args.out / "tts_spectrogram.png")
+    plot_tradeoff(result["systems"], args.out / "tts_tradeoff.png")
     (args.out / "tts.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "tts.md").write_text(markdown(result))
     print(markdown(result))

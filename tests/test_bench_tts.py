@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from tts import cache_versus_recompute, markdown, speed  # noqa: E402
+from tts import SAMPLING, cache_versus_recompute, markdown, plot_tradeoff, speed  # noqa: E402
 
 from narvox.recipes.tts_eval import Item, open_tts  # noqa: E402
 from tests.test_tts_export import tiny_model_dir  # noqa: E402
@@ -40,3 +40,18 @@ def test_speed_rows(tmp_path):
     table = markdown(result)
     assert "| 40 |" in table and "| valle_prefix (bundle) | onnxruntime |" in table
     assert "| valle_prefix (bundle) | seen voices | 1.50 | 1.20 | 0.889 | 0.0 / 33.3 / 0.0 |" in table
+
+    # a masked system: passes follow the step setting; its trade-off curve is tabled and plotted
+    import dataclasses
+    model_dir, _ = tiny_model_dir(tmp_path, "prefix", kind="masked")
+    masked = open_tts(export_tts(model_dir, tmp_path / "masked"), num_threads=1)
+    s = speed(masked, items, frames, batch_sizes=(1,), options=dataclasses.replace(SAMPLING, steps=(2, 1, 1)))
+    assert abs(s["forward_passes_per_second"] * s["audio_seconds"] - 3 * (1 + 2 + 1 + 1)) < 1e-6  # encode + passes
+    s["rtf_batch8"] = s["rtf_batch1"]
+    result["systems"]["masked_prefix (masked)"] = {
+        "quality": {"seen voices": system["quality"]["seen voices"]}, "speed": {"utterances": 3, "onnxruntime": s},
+        "step_curve": [{"steps": [2, 1, 1], "wer": 20.0, "cer": 9.0, "wer_real": 10.0, "rtf_batch1": 0.05,
+                        "forward_passes_per_second": 40.0}]}
+    assert "| 2,1,1 | 20.0 | 9.0 | 2.00 | 0.050 | 40.0 |" in markdown(result)
+    plot_tradeoff(result["systems"], tmp_path / "tradeoff.png")
+    assert (tmp_path / "tradeoff.png").stat().st_size > 0
