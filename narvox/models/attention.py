@@ -71,6 +71,15 @@ class MultiHeadAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, t, -1)), (k, v)
 
 
+def sinusoids(positions: Tensor, d_model: int) -> Tensor:
+    """The Transformer's sinusoidal encoding [..., d_model] of integer positions [...]: sin and
+    cos interleaved. Computed, not looked up in a table: a table of a few thousand positions
+    would be stored in every exported graph (2 MB each at d_model 128 in float16)."""
+    div = torch.exp(torch.arange(0, d_model, 2, device=positions.device) * (-math.log(10000.0) / d_model))
+    angles = positions[..., None].float() * div
+    return torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).flatten(-2)
+
+
 class PositionalEncoding(nn.Module):
     """Sinusoidal absolute positions added to the input.
 
@@ -78,20 +87,15 @@ class PositionalEncoding(nn.Module):
     blocks that scaling makes the residual stream ~10x larger than each block's update, and the
     small models trained here then needed several times more steps to leave the CTC plateau."""
 
-    def __init__(self, d_model: int, dropout: float = 0.0, max_len: int = 5000):
+    def __init__(self, d_model: int, dropout: float = 0.0):
         super().__init__()
-        position = torch.arange(max_len)[:, None]
-        div = torch.exp(torch.arange(0, d_model, 2) * (-math.log(10000.0) / d_model))
-        pe = torch.zeros(max_len, d_model)
-        pe[:, 0::2] = torch.sin(position * div)
-        pe[:, 1::2] = torch.cos(position * div)
-        self.register_buffer("pe", pe, persistent=False)
+        self.d_model = d_model
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, offset: Tensor | int = 0) -> Tensor:
         """x [B, T, D]; `offset` is the position of x[:, 0] (a tensor in exported decoder steps)."""
         positions = torch.arange(x.size(1), device=x.device) + offset
-        return self.dropout(x + self.pe[positions])
+        return self.dropout(x + sinusoids(positions, self.d_model))
 
 
 class FeedForward(nn.Sequential):

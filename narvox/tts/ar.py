@@ -51,7 +51,7 @@ class FirstCodebookLM(nn.Module):
         attends text; audio attends text and earlier audio. Returns logits [B, n, V + 1] and the
         cache grown by n."""
         marker = torch.where(is_prompt[..., None], self.slots.prompt_marker, self.slots.target_marker)
-        audio = self.slots.embedding(tokens) + marker + self.slots.pe[positions] + frame_cond
+        audio = self.slots.embedding(tokens) + marker + self.slots.position(positions) + frame_cond
         x = torch.where(is_text[..., None], text, self.slots.dropout(audio))
         past = 0 if keys is None else keys.size(3)
         queries = torch.arange(tokens.size(1)) + past

@@ -7,13 +7,12 @@ level being predicted conditions every norm (adaptive LayerNorm).
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from narvox.models.attention import padding_mask
+from narvox.models.attention import padding_mask, sinusoids
 from narvox.models.transformer import TransformerStack
 from narvox.tts.core import CodeEmbedding, Layout, PhoneEncoder, TtsConfig
 
@@ -32,18 +31,17 @@ class AudioSlots(nn.Module):
         self.prompt_marker = nn.Parameter(torch.zeros(c.d_model))
         self.target_marker = nn.Parameter(torch.zeros(c.d_model))
         self.dropout = nn.Dropout(c.dropout)
-        # sinusoids as in narvox.models.attention.PositionalEncoding, indexed per item
-        position = torch.arange(8000)[:, None]
-        div = torch.exp(torch.arange(0, c.d_model, 2) * (-math.log(10000.0) / c.d_model))
-        pe = torch.zeros(8000, c.d_model)
-        pe[:, 0::2], pe[:, 1::2] = torch.sin(position * div), torch.cos(position * div)
-        self.register_buffer("pe", pe, persistent=False)
+        self.d_model = c.d_model
+
+    def position(self, positions: Tensor) -> Tensor:
+        """Per-item audio positions [B, N] as sinusoids [B, N, D]."""
+        return sinusoids(positions, self.d_model)
 
     def prompt(self, codes: Tensor, positions: Tensor) -> Tensor:
-        return self.dropout(self.embedding(codes) + self.prompt_marker + self.pe[positions])
+        return self.dropout(self.embedding(codes) + self.prompt_marker + self.position(positions))
 
     def target(self, codes: Tensor, positions: Tensor, frame_cond: Tensor | None) -> Tensor:
-        x = self.embedding(codes) + self.target_marker + self.pe[positions]
+        x = self.embedding(codes) + self.target_marker + self.position(positions)
         return self.dropout(x if frame_cond is None else x + frame_cond)
 
 
@@ -76,7 +74,7 @@ class LevelPredictor(nn.Module):
         used = q <= level[:, None, None]
         embedded = sum(self.slots.embedding.tables[i](codes[:, i]) * used[:, i, :, None] for i in range(target.size(1)))
         positions = layout.audio_positions()
-        x = self.slots.target_marker + self.slots.pe[positions[:, layout.n_prompt:]] + embedded
+        x = self.slots.target_marker + self.slots.position(positions[:, layout.n_prompt:]) + embedded
         if frame_cond is not None:
             x = x + frame_cond
         parts = [] if text is None else [text]
