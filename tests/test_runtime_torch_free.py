@@ -75,6 +75,12 @@ options = GenerateOptions(sampling=SamplingOptions(temperature=0.9, top_k=10), s
 codes = tts.generate([phones], [prompt], [phones[:3]], options)
 audio = tts.decode(codes)
 assert len(audio[0]) == codes[0].shape[1] * tts.hop_length > 0
+if tts.streams:  # pseudo-AR: span by span, and the audio of what is final
+    from narvox.runtime.codec import StreamingDecoder
+    decoder = StreamingDecoder(tts.codec)
+    for codes, final in tts.stream([phones], [prompt], [phones[:3]], options):
+        decoder.push(codes[0, :, :final[0]], final=final[0] == codes.shape[2])
+    assert decoder.emitted == codes.shape[2]
 """,
 }
 

@@ -105,3 +105,28 @@ def test_par_bundle_takes_its_generation_options(tmp_path):
     assert main(["synthesize", "Hello world.", "-o", str(out), "--model", str(bundle), "--prompt",
                  str(tmp_path / "prompt.wav"), "--steps", "2", "1", "--span", "0.5", "--refine-steps", "2"]) == 0
     assert sf.info(out).frames > 0
+
+
+def test_synthesize_stream(bundle, tmp_path, capsys):
+    """Pseudo-AR streams span by span, VALL-E sentence by sentence; bad input is refused at the
+    call, before any chunk; the CLI writes the stream as it comes."""
+    from narvox.export.tts import export_tts
+    model_dir, _ = tiny_model_dir(tmp_path, "aligned", kind="par")
+    par = TTS.from_pretrained(export_tts(model_dir, tmp_path / "par"), num_threads=1)
+    chunks = list(par.synthesize_stream("Hello world. Good morning.", prompt=speech_like(2.0), duration=2.0, seed=0,
+                                        span=0.25))
+    assert len(chunks) > 4 and all(c.dtype == np.float32 for c in chunks)
+    total = sum(len(c) for c in chunks) / par.sample_rate
+    assert abs(total - (2.0 + 0.25)) < 0.05  # the duration, and the pause between the sentences
+    with pytest.raises(TextError, match="nothing to pronounce"):
+        par.synthesize_stream("...", prompt=speech_like(2.0))
+    valle = TTS.from_pretrained(bundle[0], num_threads=1)
+    assert len(list(valle.synthesize_stream("Hello world. Good morning.", seed=0))) == 3  # sentence, pause, sentence
+    out = tmp_path / "stream.wav"
+    assert main(["synthesize", "Hello world.", "-o", str(out), "--model", str(tmp_path / "par"), "--prompt",
+                 str(tmp_path / "prompt.wav"), "--stream", "--seed", "0"]) == 1  # no such prompt yet
+    import soundfile as sf
+    sf.write(tmp_path / "prompt.wav", speech_like(2.0), 16000)
+    assert main(["synthesize", "Hello world.", "-o", str(out), "--model", str(tmp_path / "par"), "--prompt",
+                 str(tmp_path / "prompt.wav"), "--stream", "--seed", "0"]) == 0
+    assert "first audio after" in capsys.readouterr().out and sf.info(out).frames > 0

@@ -1,6 +1,7 @@
 """The pseudo-autoregressive backend (PALLE): its training masks, the loss falls, span-by-span
 generation fills every frame in ceil(1/span) passes, refinement touches each code at most once
-(batch independence: tests/test_tts_masked.py, beside the masked backend's)."""
+(batch independence: tests/test_tts_masked.py, beside the masked backend's); streaming finishes
+spans for good, each row as alone, and its audio joins into the whole decoding."""
 import math
 
 import numpy as np
@@ -72,3 +73,38 @@ def test_options_refuse_a_span_out_of_range():
     for span in (0, 1.5):
         with pytest.raises(ValueError, match="span"):
             GenerateOptions(span=span)
+
+
+def test_stream_finishes_spans_for_good_and_each_row_as_alone():
+    torch.manual_seed(0)
+    model = PseudoArTTS(tiny_config("prefix")).eval()
+    phones, _, prompts, prompt_phones = (list(map(lambda t: t.numpy(), x)) for x in toy_items())
+    options = GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=5), seed=2, durations=(20, 7, 13),
+                              span=0.25)
+    graphs = model.graphs()
+    seen, finals = [], []
+    for codes, final in pseudo_ar.stream(graphs, phones, prompts, prompt_phones, options):
+        seen.append(codes.copy())
+        finals.append(final.copy())
+    assert [f.tolist() for f in finals] == [[5, 2, 4], [10, 4, 8], [15, 6, 12], [20, 7, 13]]
+    for k, final in enumerate(finals):  # what a step made final never changes afterwards
+        for i, n in enumerate(final):
+            assert np.array_equal(seen[k][i, :, :n], seen[-1][i, :, :n])
+    for i in range(3):
+        alone = list(pseudo_ar.stream(graphs, [phones[i]], [prompts[i]], [prompt_phones[i]],
+                                      GenerateOptions(sampling=options.sampling, seed=2, durations=(options.durations[i],),
+                                                      span=0.25)))
+        *_, (codes, final) = alone
+        assert np.array_equal(codes[0, :, :final[0]], seen[-1][i, :, :final[0]])
+
+
+def test_streaming_decoder_joins_chunks_into_the_whole_decoding():
+    from narvox.runtime.codec import OnnxCodec, StreamingDecoder
+    codec = OnnxCodec("narvox", num_threads=1)
+    codes = np.random.default_rng(0).integers(0, 1024, (4, 130))
+    decoder = StreamingDecoder(codec)
+    chunks = [decoder.push(codes[:, :n]) for n in (13, 26, 60, 61, 100)] + [decoder.push(codes, final=True)]
+    assert len(chunks[0]) == 0  # 13 frames: none has its right context yet
+    whole = codec.decode(codes[None])[0]
+    joined = np.concatenate(chunks)
+    assert len(joined) == len(whole) and np.abs(joined - whole).max() < 1e-5

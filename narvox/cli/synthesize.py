@@ -27,6 +27,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--span", type=positive_float, default=0.1,
                    help="pseudo-AR backend: the share of the speech fixed per step")
     p.add_argument("--refine-steps", type=int, default=7, help="pseudo-AR backend: refinement passes")
+    p.add_argument("--stream", action="store_true",
+                   help="write the audio as it is made (pseudo-AR: span by span; others: sentence by sentence)")
     p.add_argument("--list-voices", action="store_true", help="print the model's voices and exit")
     p.add_argument("--num-threads", type=positive_int, default=2)
     p.set_defaults(func=cmd_synthesize)
@@ -46,12 +48,33 @@ def cmd_synthesize(args) -> int:
     if args.list_voices:
         print("\n".join(tts.voices))
         return 0
-    speech = tts.synthesize(args.text, voice=args.voice, prompt=args.prompt, prompt_text=args.prompt_text,
-                            duration=args.duration, speed=args.speed, seed=args.seed, steps=args.steps,
-                            span=args.span, refine_steps=args.refine_steps,
-                            **{name: value for name, value in (("temperature", args.temperature), ("top_k", args.top_k))
-                               if value is not None})
+    options = dict(voice=args.voice, prompt=args.prompt, prompt_text=args.prompt_text, duration=args.duration,
+                   speed=args.speed, seed=args.seed, steps=args.steps, span=args.span,
+                   **{name: value for name, value in (("temperature", args.temperature), ("top_k", args.top_k))
+                      if value is not None})
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    if args.stream:
+        return _stream(tts, args.text, args.output, options)
+    speech = tts.synthesize(args.text, refine_steps=args.refine_steps, **options)
     write_audio(args.output, speech.audio, speech.sample_rate)
     print(f"{args.output}: {speech.duration:.2f} s")
+    return 0
+
+
+def _stream(tts, text: str, output: Path, options: dict) -> int:
+    """Writes the chunks of TTS.synthesize_stream to `output` as they come (a player reading the
+    file can start early), and reports when the first one came."""
+    import time
+    import soundfile as sf
+    start = time.perf_counter()
+    chunks = tts.synthesize_stream(text, **options)
+    first, samples = None, 0
+    with sf.SoundFile(output, "w", samplerate=tts.sample_rate, channels=1, subtype="PCM_16") as f:
+        for chunk in chunks:
+            first = first if first is not None else time.perf_counter() - start
+            f.write(chunk)
+            f.flush()
+            samples += len(chunk)
+    print(f"{output}: {samples / tts.sample_rate:.2f} s, first audio after {first:.3f} s, "
+          f"all after {time.perf_counter() - start:.3f} s")
     return 0

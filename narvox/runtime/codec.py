@@ -67,3 +67,27 @@ class OnnxCodec:
         frames = codes.shape[2]
         (audio,) = self.decoder(pad_codes(codes, self.name, lengths, self.min_frames, self.context_frames))
         return audio[:, : frames * self.hop_length]
+
+
+class StreamingDecoder:
+    """The audio of one code sequence that grows at its end, chunk by chunk, equal to decoding
+    the whole sequence at once: a frame's audio depends on `context_frames` of codes either side,
+    so each chunk is decoded with that much context, and a frame is emitted only once the codes
+    that far past it are final (all of them at the end)."""
+
+    def __init__(self, codec: OnnxCodec):
+        self.codec, self.emitted = codec, 0
+
+    def push(self, codes: np.ndarray, final: bool = False) -> np.ndarray:
+        """codes [Q, n]: every final frame so far. Returns the audio not yet emitted that they
+        settle (possibly none)."""
+        context, n = self.codec.context_frames, codes.shape[1]
+        end = n if final else n - context
+        if end <= self.emitted:
+            return np.zeros(0, dtype=np.float32)
+        start = max(0, self.emitted - context)
+        audio = self.codec.decode(codes[None, :, start:min(n, end + context)])[0]
+        hop = self.codec.hop_length
+        chunk = audio[(self.emitted - start) * hop:(end - start) * hop]
+        self.emitted = end
+        return chunk

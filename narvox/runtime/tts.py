@@ -79,6 +79,7 @@ class _MaskedGraphs(_Graphs):
 
 class _ParGraphs(_MaskedGraphs):
     generate = staticmethod(pseudo_ar.generate)
+    stream = staticmethod(pseudo_ar.stream)
 
 
 BACKENDS = {"valle": _ValleGraphs, "masked": _MaskedGraphs, "par": _ParGraphs}  # bundle kind prefix -> graphs
@@ -127,6 +128,18 @@ class OnnxTTS:
                  prompt_phones: list[np.ndarray] | None = None, options: decoding.GenerateOptions | None = None
                  ) -> list[np.ndarray]:
         return self.graphs.generate(self.graphs, phones, prompts, prompt_phones, options or decoding.GenerateOptions())
+
+    @property
+    def streams(self) -> bool:
+        """Whether the backend finishes its codes span by span (pseudo-AR), so audio can start early."""
+        return hasattr(self.graphs, "stream")
+
+    def stream(self, phones: list[np.ndarray], prompts: list[np.ndarray], prompt_phones: list[np.ndarray] | None,
+               options: decoding.GenerateOptions):
+        """narvox.tts.pseudo_ar.stream on this bundle: (codes, final frames) after every span."""
+        if not self.streams:
+            raise NarvoxError(f"{self.bundle.path}: a {self.backend} bundle does not stream spans (pseudo-AR does)")
+        return self.graphs.stream(self.graphs, phones, prompts, prompt_phones, options)
 
     def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
         return decode_codes(self.codec, codes)

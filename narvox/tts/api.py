@@ -16,7 +16,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -85,16 +85,71 @@ class TTS:
         refinement passes. `sampling`: temperature, top_k, top_p, repetition_window,
         repetition_ratio, cfg_scale."""
         texts = [text] if isinstance(text, str) else list(text)
+        sentences, frames, options, prompt_codes, prompt_phones = self._plan(
+            texts, voice, prompt, prompt_text, duration, speed, seed, steps, span, refine_steps, sampling)
+        audio: list[np.ndarray] = []
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start:start + batch_size]
+            generate = dataclasses.replace(options, durations=None if frames is None
+                                           else tuple(frames[start:start + batch_size]))
+            codes = self.backend.generate([p for _, p in chunk], [prompt_codes] * len(chunk),
+                                          [prompt_phones] * len(chunk), generate)
+            audio += self.backend.decode(codes)
+        results = []
+        for i, t in enumerate(texts):
+            parts = [a for (j, _), a in zip(sentences, audio) if j == i]
+            joined = [x for k, part in enumerate(parts) for x in ([self._pause(), part] if k else [part])]
+            results.append(Speech(t, np.concatenate(joined).astype(np.float32), self.sample_rate))
+        return results[0] if isinstance(text, str) else results
+
+    def synthesize_stream(self, text: str, voice: str | None = None, prompt=None, prompt_text: str | None = None,
+                          duration: float | None = None, speed: float = 1.0, seed: int | None = None,
+                          steps: Sequence[int] | None = None, span: float = 0.1, **sampling) -> Iterator[np.ndarray]:
+        """The speech of `text` as float32 audio chunks (at `sample_rate`), each as soon as it is
+        made: the pseudo-AR backend yields every span once it and the codec's context past it are
+        final (its refinement is left out: it would revise audio already played); the other
+        backends yield a sentence at a time. The chunks joined are the audio of the same codes
+        decoded at once. Bad input is refused here, before any chunk."""
+        sentences, frames, options, prompt_codes, prompt_phones = self._plan(
+            [text], voice, prompt, prompt_text, duration, speed, seed, steps, span, 0, sampling)
+
+        def chunks() -> Iterator[np.ndarray]:
+            from narvox.runtime.codec import StreamingDecoder
+            for k, (_, phones) in enumerate(sentences):
+                if k:
+                    yield self._pause()
+                one = dataclasses.replace(options, durations=None if frames is None else (frames[k],))
+                args = ([phones], [prompt_codes], [prompt_phones], one)
+                if not self.backend.streams:
+                    yield from self.backend.decode(self.backend.generate(*args))
+                    continue
+                decoder = StreamingDecoder(self.backend.codec)
+                for codes, final in self.backend.stream(*args):
+                    n = int(final[0])
+                    chunk = decoder.push(codes[0, :, :n], final=n == codes.shape[2])
+                    if len(chunk):
+                        yield chunk
+        return chunks()
+
+    def _pause(self) -> np.ndarray:
+        return np.zeros(int(PAUSE_SECONDS * self.sample_rate), dtype=np.float32)
+
+    def _plan(self, texts: list, voice, prompt, prompt_text, duration, speed, seed, steps, span, refine_steps,
+              sampling: dict) -> tuple[list[tuple[int, np.ndarray]], list[int] | None, decoding.GenerateOptions,
+                                       np.ndarray, np.ndarray]:
+        """Every check before any synthesis. Returns the sentences (text index, phone ids), frames
+        per sentence (a given duration shared by phone count; None: the model's), the generation
+        options but durations, and the prompt (codes [Q, P], phone ids of what it says)."""
         if not texts:
             raise TextError("no text to synthesize")
         try:
-            options = SamplingOptions(**sampling)
-            order = decoding.GenerateOptions(steps=None if steps is None else tuple(steps), span=span,
-                                             refine_steps=refine_steps)
+            options = decoding.GenerateOptions(
+                sampling=SamplingOptions(**sampling), seed=seed, speed=speed,
+                steps=None if steps is None else tuple(steps), span=span, refine_steps=refine_steps)
         except (TypeError, ValueError) as e:
             raise NarvoxError(f"generation options: {e}") from e
-        if speed <= 0 or (duration is not None and duration <= 0):
-            raise NarvoxError(f"speed and duration must be > 0, got speed={speed}, duration={duration}")
+        if duration is not None and duration <= 0:
+            raise NarvoxError(f"duration must be > 0, got {duration}")
         if self.backend.conditioning == "prefix" and speed != 1.0:
             raise NarvoxError("this model ends on its own end token, so it has no speed control: "
                               "give a duration instead, or use an aligned model")
@@ -114,22 +169,7 @@ class TTS:
             for i, phones in sentences:
                 total = sum(len(p) for j, p in sentences if j == i)
                 frames.append(max(len(phones), round(duration * self.frame_rate * len(phones) / total)))
-        audio: list[np.ndarray] = []
-        for start in range(0, len(sentences), batch_size):
-            chunk = sentences[start:start + batch_size]
-            generate = dataclasses.replace(
-                order, sampling=options, seed=seed, speed=speed,
-                durations=None if frames is None else tuple(frames[start:start + batch_size]))
-            codes = self.backend.generate([p for _, p in chunk], [prompt_codes] * len(chunk),
-                                          [prompt_phones] * len(chunk), generate)
-            audio += self.backend.decode(codes)
-        pause = np.zeros(int(PAUSE_SECONDS * self.sample_rate), dtype=np.float32)
-        results = []
-        for i, t in enumerate(texts):
-            parts = [a for (j, _), a in zip(sentences, audio) if j == i]
-            joined = [x for k, part in enumerate(parts) for x in ([pause, part] if k else [part])]
-            results.append(Speech(t, np.concatenate(joined).astype(np.float32), self.sample_rate))
-        return results[0] if isinstance(text, str) else results
+        return sentences, frames, options, prompt_codes, prompt_phones
 
     def _prompt(self, voice: str | None, prompt, prompt_text: str | None) -> tuple[np.ndarray, np.ndarray]:
         """(codes [Q, P], phone ids of what the prompt says) of a shipped voice or a recording."""
@@ -201,6 +241,15 @@ class _TorchTTS:
 
     def generate(self, phones, prompts, prompt_phones, options):
         return type(self.model).loop(self.graphs, phones, prompts, prompt_phones, options)
+
+    @property
+    def streams(self) -> bool:
+        return hasattr(type(self.model), "stream_loop")
+
+    def stream(self, phones, prompts, prompt_phones, options):
+        if not self.streams:
+            raise NarvoxError(f"a {type(self.model).__name__} does not stream spans (pseudo-AR does)")
+        return type(self.model).stream_loop(self.graphs, phones, prompts, prompt_phones, options)
 
     def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
         from narvox.runtime.tts import decode_codes

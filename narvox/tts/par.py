@@ -56,3 +56,4 @@ class PseudoArTTS(MaskedTTS):
         return out
 
     loop = staticmethod(pseudo_ar.generate)
+    stream_loop = staticmethod(pseudo_ar.stream)

@@ -9,14 +9,22 @@ level at a time (narvox.tts.mask_predict), since PALLE itself speaks a single to
 
 It runs against the same graphs as the masked backend (MaskedGraphs): only the order in which
 codes are filled in differs.
+
+Streaming (`stream`) finishes every level of a span before the next span: after codebook 1's pass
+keeps the span, one pass per level above predicts that level for the span and, as drafts the
+next levels read, for every frame after it. A span is final once made, so its audio can play;
+refinement is left out, since it would revise audio already played.
 """
 from __future__ import annotations
+
+from typing import Iterator
 
 import numpy as np
 
 from narvox.tts import mask_predict
 from narvox.tts.decoding import GenerateOptions
-from narvox.tts.mask_predict import Conditioned, MaskedGraphs, predict
+from narvox.tts.mask_predict import Conditioned, MaskedGraphs, condition, predict
+from narvox.tts.sampling import row_generators
 
 REFINE_SHARE = 0.05  # of each target's frames masked again per refinement pass (7 passes: a third)
 
@@ -72,3 +80,28 @@ def generate(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.nd
              prompt_phones: list[np.ndarray] | None, options: GenerateOptions) -> list[np.ndarray]:
     """What TtsBackend.generate promises: per item codes [Q, F]."""
     return mask_predict.generate(graphs, phones, prompts, prompt_phones, options, fill_first_level)
+
+
+def stream(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.ndarray],
+           prompt_phones: list[np.ndarray] | None, options: GenerateOptions
+           ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yields (codes [B, Q, T], final [B]) after every span: the first final[b] frames of row b
+    are done and never change; the last yield has every row complete. `codes` is the working
+    array: copy what must outlive the next step."""
+    batch = condition(graphs, phones, prompts, prompt_phones, options)
+    b, q = len(phones), graphs.n_codebooks
+    rngs = row_generators(options.seed, b)
+    t = int(batch.lengths.max())
+    codes = np.zeros((b, q, t), dtype=np.int64)
+    span = np.maximum(1, np.ceil(options.span * batch.lengths)).astype(np.int64)
+    final = np.zeros(b, dtype=np.int64)
+    frame = np.arange(t)[None]
+    while (final < batch.lengths).any():
+        done = (frame < final[:, None]) | ~batch.real
+        now = np.minimum(final + span, batch.lengths)
+        for level in range(q):  # codebook 1 for the span (drafts after it), then each level above
+            temperature = options.sampling.temperature if level == 0 else 0.0  # levels above: greedy (VALL-E)
+            rows, frames, drawn, _ = predict(graphs, batch, codes, done, level, options.sampling, temperature, rngs)
+            codes[rows, level, frames] = drawn
+        final = now
+        yield codes, final
