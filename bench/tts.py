@@ -13,7 +13,7 @@ the same speaker (test_seen: seen voices; --zero-shot: voices never trained on).
 `--speed-utts` sentences, their lengths imposed from the real recordings (so a model's own
 durations do not change the workload), generation + codec decoding, after one warm-up batch.
 Masked and pseudo-AR systems are also judged at several --step-settings (passes per codebook
-level). Writes bench/results/tts.json, tts.md, tts_spectrogram.png, tts_tradeoff.png (judge WER
+level); pseudo-AR systems also stream a 10 s sentence (time to first audio, chunk cadence, seams). Writes bench/results/tts.json, tts.md, tts_spectrogram.png, tts_tradeoff.png (judge WER
 against RTF, a point per system and step setting) and a WAV sample per system and test set
 (tts_samples/, first 4 s of each: under 1 MB in all).
 """
@@ -100,6 +100,26 @@ def cache_versus_recompute(tts, lengths=(50, 150, 300, 500), repeats: int = 5) -
         rows.append({"frames": t, "cached_ms": timing["cached"], "recomputed_ms": timing["recomputed"],
                      "speedup": timing["recomputed"] / timing["cached"]})
     return rows
+
+
+def streaming(tts, item, seconds: float = 10.0) -> dict:
+    """A pseudo-AR stream of `seconds` of speech (the item's sentence at that imposed length) on
+    ONNX Runtime: time to the first audio chunk and between chunks, and the largest difference of
+    the joined chunks from decoding the same codes at once (a seam would show there)."""
+    from narvox.runtime.codec import StreamingDecoder
+    frames = round(seconds * tts.codec.frame_rate)
+    options = dataclasses.replace(SAMPLING, durations=(frames,))
+    decoder, chunks, times = StreamingDecoder(tts.codec), [], []
+    start = time.perf_counter()
+    for codes, final in tts.stream([item.phones], [item.prompt], [item.prompt_phones], options):
+        chunk = decoder.push(codes[0, :, :final[0]], final=final[0] == frames)
+        if len(chunk):
+            times.append(time.perf_counter() - start)
+            chunks.append(chunk)
+    whole = tts.decode([codes[0]])[0]
+    return {"audio_seconds": seconds, "first_audio_s": times[0], "all_audio_s": times[-1], "chunks": len(chunks),
+            "mean_chunk_interval_s": float(np.mean(np.diff(times))) if len(times) > 1 else 0.0,
+            "max_abs_difference": float(np.abs(np.concatenate(chunks) - whole).max())}
 
 
 def plot(panels: list[tuple[str, np.ndarray]], sr: int, title: str, path: Path) -> None:
@@ -198,6 +218,14 @@ def markdown(result: dict) -> str:
                       "", "| frames | cached ms | recomputed ms | speed-up |", "|---|---|---|---|"]
             lines += [f"| {c['frames']} | {c['cached_ms']:.2f} | {c['recomputed_ms']:.2f} | {c['speedup']:.1f}x |"
                       for c in r["cache"]]
+    streams = {name: r["streaming"] for name, r in systems.items() if "streaming" in r}
+    if streams:
+        lines += ["", "Streaming (ONNX Runtime): a 10 s sentence, time to the first audio chunk and between chunks; "
+                      "the joined chunks against decoding the same codes at once", "",
+                  "| system | first audio s | all audio s | chunks | s between chunks | max abs difference |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {s['first_audio_s']:.3f} | {s['all_audio_s']:.3f} | {s['chunks']} | "
+                  f"{s['mean_chunk_interval_s']:.3f} | {s['max_abs_difference']:.2e} |" for name, s in streams.items()]
     for name, r in systems.items():
         if r.get("step_curve"):
             lines += ["", f"{name}: passes per codebook level against quality (ctc judge, seen voices) and speed", "",
@@ -235,6 +263,8 @@ def bench_system(bundle: Path, model: Path | None, args) -> tuple[dict, dict]:
         result["cache"] = cache_versus_recompute(tts)
     elif args.step_settings:  # masked and pseudo-AR: how quality trades against passes
         result["step_curve"] = step_curve(bundle, tts, items, frames, args)
+    if tts.streams:
+        result["streaming"] = streaming(tts, items[0])
     return result, audio
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from tts import SAMPLING, cache_versus_recompute, markdown, plot_tradeoff, speed  # noqa: E402
+from tts import SAMPLING, cache_versus_recompute, markdown, plot_tradeoff, speed, streaming  # noqa: E402
 
 from narvox.recipes.tts_eval import Item, open_tts  # noqa: E402
 from tests.test_tts_export import tiny_model_dir  # noqa: E402
@@ -53,5 +53,12 @@ def test_speed_rows(tmp_path):
         "step_curve": [{"steps": [2, 1, 1], "wer": 20.0, "cer": 9.0, "wer_real": 10.0, "rtf_batch1": 0.05,
                         "forward_passes_per_second": 40.0}]}
     assert "| 2,1,1 | 20.0 | 9.0 | 2.00 | 0.050 | 40.0 |" in markdown(result)
+    # a pseudo-AR system streams: the first chunk comes before the last, the joins are seamless
+    model_dir, _ = tiny_model_dir(tmp_path, "prefix", kind="par")
+    stream = streaming(open_tts(export_tts(model_dir, tmp_path / "par"), num_threads=1), items[0], seconds=2.0)
+    assert stream["chunks"] > 2 and stream["first_audio_s"] < stream["all_audio_s"]
+    assert stream["max_abs_difference"] < 1e-5
+    result["systems"]["par_prefix (par)"] = {**result["systems"]["masked_prefix (masked)"], "streaming": stream}
+    assert "| par_prefix (par) | " in markdown(result).split("Streaming")[1]
     plot_tradeoff(result["systems"], tmp_path / "tradeoff.png")
     assert (tmp_path / "tradeoff.png").stat().st_size > 0
