@@ -13,7 +13,8 @@ the same speaker (test_seen: seen voices; --zero-shot: voices never trained on).
 `--speed-utts` sentences, their lengths imposed from the real recordings (so a model's own
 durations do not change the workload), generation + codec decoding, after one warm-up batch.
 Masked and pseudo-AR systems are also judged at several --step-settings (passes per codebook
-level); pseudo-AR systems also stream a 10 s sentence (time to first audio, chunk cadence, seams). Writes bench/results/tts.json, tts.md, tts_spectrogram.png, tts_tradeoff.png (judge WER
+level); pseudo-AR systems also stream a 10 s sentence (time to first audio, chunk cadence,
+seams). Writes bench/results/tts.json, tts.md, tts_spectrogram.png, tts_tradeoff.png (judge WER
 against RTF, a point per system and step setting) and a WAV sample per system and test set
 (tts_samples/, first 4 s of each: under 1 MB in all).
 """
