@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 
@@ -181,9 +182,10 @@ def plot_tradeoff(systems: dict, path: Path) -> None:
 
 
 def system_name(bundle: Path) -> str:
-    """<bundle kind> (<directory name>): what the tables call a system."""
+    """<bundle kind> (<its directory, or the experiment's for a recipe's exp/<name>/onnx>): what
+    the tables call a system."""
     from narvox.bundle import read_bundle
-    return f"{read_bundle(bundle).kind} ({bundle.name})"
+    return f"{read_bundle(bundle).kind} ({bundle.parent.name if bundle.name == 'onnx' else bundle.name})"
 
 
 def markdown(result: dict) -> str:
@@ -229,7 +231,8 @@ def markdown(result: dict) -> str:
                   f"{s['mean_chunk_interval_s']:.3f} | {s['max_abs_difference']:.2e} |" for name, s in streams.items()]
     for name, r in systems.items():
         if r.get("step_curve"):
-            lines += ["", f"{name}: passes per codebook level against quality (ctc judge, seen voices) and speed", "",
+            lines += ["", f"{name}: passes per codebook level (pseudo-AR: levels 2..Q) against quality (ctc judge, "
+                          "seen voices) and speed", "",
                       "| steps | WER % | CER % | WER ratio | RTF batch 1 | forward passes / s of audio |",
                       "|---|---|---|---|---|---|"]
             lines += [f"| {','.join(map(str, c['steps']))} | {c['wer']:.1f} | {c['cer']:.1f} | "
@@ -295,11 +298,14 @@ def main(argv=None) -> None:
     result = {"threads": args.threads, "judges": args.judges, "systems": {}}
     data = read_data_dir(args.data)
     panels = []
-    for bundle, model in zip(args.bundles, models):
-        name = system_name(bundle)
+    names = [system_name(b) for b in args.bundles]
+    if len(set(names)) < len(names):
+        p.error(f"two bundles would share a name in the tables: {names}")
+    for bundle, model, name in zip(args.bundles, models, names):
         result["systems"][name], audio = bench_system(bundle, model, args)
         for test_set, wavs in audio.items():  # the first 4 s of the first sentence, 16-bit
-            write_audio(samples / f"{bundle.name}_{test_set.split()[0]}.wav", wavs[0][:4 * 16000], 16000)
+            stem = re.sub(r"\W+", "_", name).strip("_")
+            write_audio(samples / f"{stem}_{test_set.split()[0]}.wav", wavs[0][:4 * 16000], 16000)
         panels.append((name, audio["seen voices"][0]))
     # evaluate() prompts every utterance whose speaker has another one: the first such is judged first
     utt = next(u for u in data.utt_ids if data.spk2utt[data.utt2spk[u]] != [u])

@@ -64,7 +64,8 @@ _ASR_SETTINGS = ("sample_rate", "fbank", "frame_shift", "lfr_m", "lfr_n", "min_f
 _CTC_ENCODER = Graph(("x", "x_lens"), ("log_probs", "log_probs_lens"))
 
 _TTS_FILES = {"tokens": "tokens.txt", "voices": "voices.npz"}
-_TTS_SETTINGS = ("conditioning", "n_codebooks", "codebook_size", "d_model", "language", "codec", "codec_bundle")
+_TTS_SETTINGS = ("conditioning", "n_codebooks", "codebook_size", "d_model", "language", "codec", "codec_bundle",
+                 "prompt_seconds")
 _LEVEL_INPUTS = ("text", "text_lens", "prompt", "prompt_lens", "target", "target_lens", "frame_cond", "level")
 _STATES = ("first_states", "rest_states")
 _TTS_ENCODERS = (  # conditioning -> the encode graph of a backend with n stages
@@ -119,7 +120,7 @@ BUNDLE_KINDS = {k.name: k for k in (
         f"{backend}_{conditioning}", "tts", "narvox.export.tts:export_tts", None,
         files={"encode": "encode.onnx", "levels": "levels.onnx", **_TTS_FILES},
         graphs={"encode": encode(1), "levels": Graph((*_LEVEL_INPUTS, "known"), ("logits",))},
-        settings=_TTS_SETTINGS)
+        settings=(*_TTS_SETTINGS, "span") if backend == "par" else _TTS_SETTINGS)
       for backend in ("masked", "par") for conditioning, encode in _TTS_ENCODERS),
 )}
 

@@ -161,10 +161,10 @@ def test_repetition_aware_sampling_redraws_a_looping_token():
     assert len(drawn) > 1  # top-p alone would always give token 0; the loop sends it to the full distribution
 
 
-@pytest.mark.parametrize("conditioning", ["aligned", "prefix"])
-def test_valle_loss_falls(conditioning):
+@pytest.mark.parametrize("conditioning, token_drop", [("aligned", 0.0), ("prefix", 0.0), ("aligned", 0.5)])
+def test_valle_loss_falls(conditioning, token_drop):
     torch.manual_seed(0)
-    model = ValleTTS(tiny_config(conditioning))
+    model = ValleTTS(tiny_config(conditioning, token_drop=token_drop))
     batch = toy_batch()
     opt = torch.optim.Adam(model.parameters(), 1e-2)
     losses = []
@@ -180,6 +180,24 @@ def test_valle_loss_falls(conditioning):
     if conditioning == "aligned":
         expected |= {"forward_sum", "binarize", "duration"}
     assert set(out) == expected
+
+
+def test_token_drop_masks_teacher_forced_inputs_in_training_only():
+    torch.manual_seed(0)
+    model = ValleTTS(tiny_config("prefix", token_drop=1.0))
+    batch = toy_batch()
+    model.eval()
+
+    def loss():
+        torch.manual_seed(1)  # the same items without text (cond_drop) every time
+        return model.loss(batch)["ce_first"]
+    with torch.no_grad():
+        clean = loss()
+        model.first.train()  # every input code but the start token masked: a different loss
+        masked = loss()
+        model.first.eval()
+        assert torch.equal(loss(), clean)  # evaluation never drops
+    assert not torch.isclose(clean, masked)
 
 
 @pytest.mark.parametrize("conditioning", ["aligned", "prefix"])

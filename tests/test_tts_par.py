@@ -17,13 +17,15 @@ from tests.test_tts_masked import assert_loss_falls
 
 def test_prefix_masks_give_a_known_prefix_and_score_the_span_after_it():
     torch.manual_seed(0)
-    lengths = torch.tensor([100, 40, 5, 1])
+    lengths = torch.tensor([100, 45, 5, 1])
+    assert pseudo_ar.span_frames(np.array([100, 45, 5, 1]), 0.1).tolist() == [10, 5, 1, 1]  # ceil, as decoding
+    assert pseudo_ar.span_frames(np.array([100]), 0.07).tolist() == [7]  # not 8 by float error
     for _ in range(20):
         known, scored = prefix_masks(lengths, 100, 0.1)
         for i, n in enumerate(lengths.tolist()):
             start = int(known[i].sum())
             assert known[i, :start].all() and not known[i, start:].any()  # a prefix
-            k = max(1, math.floor(0.1 * n))
+            k = max(1, math.ceil(0.1 * n))
             assert scored[i].sum() == k and scored[i, start:start + k].all()  # the k frames after it
             assert start + k <= n  # never past the item
 

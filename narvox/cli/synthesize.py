@@ -24,8 +24,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--top-k", type=int, help="default: narvox.TTS's")
     p.add_argument("--steps", type=positive_int, nargs="+",
                    help="masked and pseudo-AR backends: passes per codebook level, coarse to fine")
-    p.add_argument("--span", type=positive_float, default=0.1,
-                   help="pseudo-AR backend: the share of the speech fixed per step")
+    p.add_argument("--span", type=positive_float,
+                   help="pseudo-AR backend: the share of the speech fixed per step (default: the model's)")
     p.add_argument("--refine-steps", type=int, default=7, help="pseudo-AR backend: refinement passes")
     p.add_argument("--stream", action="store_true",
                    help="write the audio as it is made (pseudo-AR: span by span; others: sentence by sentence)")

@@ -75,14 +75,14 @@ class TTS:
     def synthesize(self, text: str | Sequence[str], voice: str | None = None, prompt=None,
                    prompt_text: str | None = None, duration: float | None = None, speed: float = 1.0,
                    seed: int | None = None, batch_size: int = 8, steps: Sequence[int] | None = None,
-                   span: float = 0.1, refine_steps: int = 7, **sampling) -> Speech | list[Speech]:
+                   span: float | None = None, refine_steps: int = 7, **sampling) -> Speech | list[Speech]:
         """Speech for a text or a list of texts, in one voice: a shipped `voice` (default: the
         first), or a `prompt` recording (path, array at the model's rate, or (array, rate)) with
         `prompt_text`, what it says (transcribed by narvox's ASR when omitted; only the prefix
         conditioning reads it). `duration`: seconds per text; `speed` > 1 speaks faster.
         `steps`: the masked and pseudo-AR backends' passes per codebook level (fewer is faster);
-        `span`, `refine_steps`: the pseudo-AR backend's share of the target per step and its
-        refinement passes. `sampling`: temperature, top_k, top_p, repetition_window,
+        `span`, `refine_steps`: the pseudo-AR backend's share of the target per step (default: the
+        one it was trained on) and its refinement passes. `sampling`: temperature, top_k, top_p, repetition_window,
         repetition_ratio, cfg_scale."""
         texts = [text] if isinstance(text, str) else list(text)
         sentences, frames, options, prompt_codes, prompt_phones = self._plan(
@@ -104,7 +104,8 @@ class TTS:
 
     def synthesize_stream(self, text: str, voice: str | None = None, prompt=None, prompt_text: str | None = None,
                           duration: float | None = None, speed: float = 1.0, seed: int | None = None,
-                          steps: Sequence[int] | None = None, span: float = 0.1, **sampling) -> Iterator[np.ndarray]:
+                          steps: Sequence[int] | None = None, span: float | None = None, **sampling
+                          ) -> Iterator[np.ndarray]:
         """The speech of `text` as float32 audio chunks (at `sample_rate`), each as soon as it is
         made: the pseudo-AR backend yields every span once it and the codec's context past it are
         final (its refinement is left out: it would revise audio already played); the other
@@ -145,7 +146,8 @@ class TTS:
         try:
             options = decoding.GenerateOptions(
                 sampling=SamplingOptions(**sampling), seed=seed, speed=speed,
-                steps=None if steps is None else tuple(steps), span=span, refine_steps=refine_steps)
+                steps=None if steps is None else tuple(steps), refine_steps=refine_steps,
+                span=span or getattr(self.backend, "span", None) or decoding.GenerateOptions.span)
         except (TypeError, ValueError) as e:
             raise NarvoxError(f"generation options: {e}") from e
         if duration is not None and duration <= 0:
@@ -232,6 +234,7 @@ class _TorchTTS:
         self.graphs = self.model.graphs()
         self.conditioning, self.n_codebooks = self.model.config.conditioning, self.model.config.n_codebooks
         self.prompt_seconds = self.model.config.prompt_seconds
+        self.span = self.model.config.par_span if self.streams else None
         self.sample_rate = self.codec.sample_rate
         self.tokenizer = load_tokenizer(model_dir)
         self.voices: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -72,6 +72,10 @@ class FirstCodebookLM(nn.Module):
         b, d = target.size(0), self.c.d_model
         slots = target.size(1) + int(self.ends)
         inputs = torch.cat([torch.full((b, 1), self.c.bos, dtype=torch.long), target], dim=1)[:, :slots]
+        if self.training and self.c.token_drop > 0:  # the start token always stays
+            dropped = torch.rand(inputs.shape) < self.c.token_drop
+            dropped[:, 0] = False
+            inputs = inputs.masked_fill(dropped, self.c.mask_id)
         labels = F.pad(target, (0, slots - target.size(1)))
         if self.ends:
             labels = labels.scatter(1, target_lens[:, None], self.c.eos)

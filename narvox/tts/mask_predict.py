@@ -143,9 +143,13 @@ def generate(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.nd
              prompt_phones: list[np.ndarray] | None, options: GenerateOptions,
              fill_first_level: Callable | None = None) -> list[np.ndarray]:
     """What TtsBackend.generate promises: per item codes [Q, F]. `fill_first_level(graphs, batch,
-    codes, options, rngs)` fills codebook 1 another way (the pseudo-AR backend's)."""
+    codes, options, rngs)` fills codebook 1 another way (the pseudo-AR backend's); `options.steps`
+    then counts the passes of levels 2..Q (default: DEFAULT_STEPS after its first)."""
     q = graphs.n_codebooks
-    steps = steps_per_level(q, options.steps)
+    if fill_first_level is None:
+        steps = steps_per_level(q, options.steps)
+    else:
+        steps = [0] + steps_per_level(q - 1, options.steps or DEFAULT_STEPS[1:])
     batch = condition(graphs, phones, prompts, prompt_phones, options)
     rngs = row_generators(options.seed, len(phones))
     codes = np.zeros((len(phones), q, int(batch.lengths.max())), dtype=np.int64)

@@ -24,8 +24,8 @@ from narvox.tts.masked import MaskedTTS, draw_masks
 
 def prefix_masks(lengths: Tensor, width: int, span: float) -> tuple[Tensor, Tensor]:
     """PALLE's stage-1 masks [B, width]: (known: the frames before a random start s, scored: the
-    k = max(1, span * T) frames from s on)."""
-    k = (span * lengths).floor().long().clamp(min=1)
+    k frames from s on, k = span_frames(T, span) as in decoding)."""
+    k = torch.from_numpy(pseudo_ar.span_frames(lengths.numpy(), span))
     start = (torch.rand(len(lengths)) * (lengths - k + 1).clamp(min=1)).long()
     frame = torch.arange(width)[None]
     return frame < start[:, None], (frame >= start[:, None]) & (frame < (start + k)[:, None])

@@ -10,9 +10,10 @@ level at a time (narvox.tts.mask_predict), since PALLE itself speaks a single to
 It runs against the same graphs as the masked backend (MaskedGraphs): only the order in which
 codes are filled in differs.
 
-Streaming (`stream`) finishes every level of a span before the next span: after codebook 1's pass
-keeps the span, one pass per level above predicts that level for the span and, as drafts the
-next levels read, for every frame after it. A span is final once made, so its audio can play;
+`steps` counts the mask-predict passes of levels 2..Q. Streaming (`stream`) finishes every level
+of a span before the next span: after codebook 1's pass keeps the span, one greedy pass per level
+above (whatever `steps`) predicts that level for the span and, as drafts the next levels read,
+for every frame after it. A span is final once made, so its audio can play;
 refinement is left out, since it would revise audio already played.
 """
 from __future__ import annotations
@@ -29,13 +30,20 @@ from narvox.tts.sampling import row_generators
 REFINE_SHARE = 0.05  # of each target's frames masked again per refinement pass (7 passes: a third)
 
 
+def span_frames(lengths: np.ndarray, span: float) -> np.ndarray:
+    """Frames per step for targets of `lengths` frames: ceil(span * T), at least 1 (so 1/span
+    steps whatever the length); training scores spans of the same size. Rounded to 6 places
+    first, so that 0.07 * 100 is 7 and not 8."""
+    return np.maximum(1, np.ceil(np.round(span * np.asarray(lengths), 6))).astype(np.int64)
+
+
 def spans(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, options: GenerateOptions,
                 rngs) -> np.ndarray:
     """Codebook 1 of codes [B, Q, T] in place, a span per pass; returns each code's probability
     when it was drawn [B, T] (what refinement ranks)."""
     b, _, t = codes.shape
     real = batch.real
-    span = np.maximum(1, np.ceil(options.span * batch.lengths)).astype(np.int64)
+    span = span_frames(batch.lengths, options.span)
     known = ~real
     confidence = np.ones((b, t))
     while not known.all():
@@ -93,7 +101,7 @@ def stream(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.ndar
     rngs = row_generators(options.seed, b)
     t = int(batch.lengths.max())
     codes = np.zeros((b, q, t), dtype=np.int64)
-    span = np.maximum(1, np.ceil(options.span * batch.lengths)).astype(np.int64)
+    span = span_frames(batch.lengths, options.span)
     final = np.zeros(b, dtype=np.int64)
     frame = np.arange(t)[None]
     while (final < batch.lengths).any():
