@@ -34,8 +34,12 @@ from narvox.codecs.dump import CodesFile, codes_path
 from narvox.data import read_data_dir
 from narvox.recipes.tts_eval import choose_prompts, evaluate, markdown as quality_markdown, open_tts, synthesize
 from narvox.tts.decoding import GenerateOptions
+from narvox.tts.sampling import SamplingOptions
 
-SAMPLING = GenerateOptions(seed=0)  # narvox.TTS's default sampling, seeded
+
+def default_options(tts) -> GenerateOptions:
+    """Seed 0 and the sampling narvox.TTS uses with this system (its bundle's default)."""
+    return GenerateOptions(seed=0, sampling=SamplingOptions(**tts.sampling))
 
 
 class CountingGraphs:
@@ -57,9 +61,9 @@ class CountingGraphs:
         return counted
 
 
-def speed(tts, items, frames: list[int], batch_sizes=(1, 8), options: GenerateOptions = SAMPLING) -> dict:
+def speed(tts, items, frames: list[int], batch_sizes=(1, 8), options: GenerateOptions | None = None) -> dict:
     """RTF per batch size, and forward passes per second of audio."""
-    out = {}
+    out, options = {}, options or default_options(tts)
     synthesize(tts, items[:batch_sizes[-1]], options, batch_sizes[-1], frames[:batch_sizes[-1]])  # warm-up
     seconds = sum(frames) * tts.codec.hop_length / tts.codec.sample_rate
     for b in batch_sizes:
@@ -110,7 +114,7 @@ def streaming(tts, item, seconds: float = 10.0) -> dict:
     the joined chunks from decoding the same codes at once (a seam would show there)."""
     from narvox.runtime.codec import StreamingDecoder
     frames = round(seconds * tts.codec.frame_rate)
-    options = dataclasses.replace(SAMPLING, durations=(frames,))
+    options = dataclasses.replace(default_options(tts), durations=(frames,))
     decoder, chunks, times = StreamingDecoder(tts.codec), [], []
     start = time.perf_counter()
     for codes, final in tts.stream([item.phones], [item.prompt], [item.prompt_phones], options):
@@ -148,7 +152,7 @@ def step_curve(bundle: Path, tts, items, frames, args) -> list[dict]:
     judge WER/CER on the first --curve-utts seen-voice sentences, and speed at batch 1."""
     rows = []
     for setting in args.step_settings:
-        options = dataclasses.replace(SAMPLING, steps=setting)
+        options = dataclasses.replace(default_options(tts), steps=setting)
         quality, _ = evaluate(bundle, args.data, max_utts=args.curve_utts, judges=("ctc",), similarity=False,
                               options=options, num_threads=args.threads)
         s = speed(tts, items, frames, batch_sizes=(1,), options=options)
@@ -250,7 +254,7 @@ def bench_system(bundle: Path, model: Path | None, args) -> tuple[dict, dict]:
     for test_set, data_dir in (("seen voices", args.data), ("zero-shot voices", args.zero_shot)):
         if data_dir is not None:
             result["quality"][test_set], audio[test_set] = evaluate(
-                bundle, data_dir, max_utts=args.max_utts, judges=tuple(args.judges), options=SAMPLING,
+                bundle, data_dir, max_utts=args.max_utts, judges=tuple(args.judges),
                 num_threads=args.threads)
     tts = open_tts(bundle, num_threads=args.threads)
     data = read_data_dir(args.data)

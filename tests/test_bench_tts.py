@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from tts import SAMPLING, cache_versus_recompute, markdown, plot_tradeoff, speed, streaming  # noqa: E402
+from tts import cache_versus_recompute, default_options, markdown, plot_tradeoff, speed, streaming  # noqa: E402
 
 from narvox.recipes.tts_eval import Item, open_tts  # noqa: E402
 from tests.test_tts_export import tiny_model_dir  # noqa: E402
@@ -45,7 +45,7 @@ def test_speed_rows(tmp_path):
     import dataclasses
     model_dir, _ = tiny_model_dir(tmp_path, "prefix", kind="masked")
     masked = open_tts(export_tts(model_dir, tmp_path / "masked"), num_threads=1)
-    s = speed(masked, items, frames, batch_sizes=(1,), options=dataclasses.replace(SAMPLING, steps=(2, 1, 1)))
+    s = speed(masked, items, frames, batch_sizes=(1,), options=dataclasses.replace(default_options(masked), steps=(2, 1, 1)))
     assert abs(s["forward_passes_per_second"] * s["audio_seconds"] - 3 * (1 + 2 + 1 + 1)) < 1e-6  # encode + passes
     s["rtf_batch8"] = s["rtf_batch1"]
     result["systems"]["masked_prefix (masked)"] = {

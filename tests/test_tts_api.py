@@ -130,3 +130,21 @@ def test_synthesize_stream(bundle, tmp_path, capsys):
     assert main(["synthesize", "Hello world.", "-o", str(out), "--model", str(tmp_path / "par"), "--prompt",
                  str(tmp_path / "prompt.wav"), "--stream", "--seed", "0"]) == 0
     assert "first audio after" in capsys.readouterr().out and sf.info(out).frames > 0
+
+
+def test_the_bundles_default_sampling_is_used_unless_overridden(tmp_path):
+    from narvox.export.tts import export_tts
+    from narvox.tts.sampling import SamplingOptions
+    assert SamplingOptions.parse("cfg_scale=3 temperature=0.5") == {"cfg_scale": 3.0, "temperature": 0.5}
+    for bad in (["cfg_scale"], ["temprature=1"], ["top_p=2"]):
+        with pytest.raises(ValueError):
+            SamplingOptions.parse(bad)
+    model_dir, _ = tiny_model_dir(tmp_path, "aligned")
+    tts = TTS.from_pretrained(export_tts(model_dir, tmp_path / "greedy", sampling={"temperature": 0.0}), num_threads=1)
+    assert tts.backend.sampling == {"temperature": 0.0}
+    prompt = speech_like(2.0)
+    greedy = [tts.synthesize("Hello world.", prompt=prompt, seed=s).audio for s in (0, 1)]
+    assert np.array_equal(*greedy)  # the bundle's greedy default: seeds change nothing
+    sampled = [tts.synthesize("Hello world.", prompt=prompt, seed=s, temperature=1.0).audio for s in (0, 1)]
+    assert not np.array_equal(*sampled)  # an option given overrides it
+    assert main(["export", str(model_dir), "--out", str(tmp_path / "x"), "--sampling", "cfg_scale"]) == 2

@@ -21,6 +21,7 @@ lang=data/lang_phone  # the phone vocabulary, built from the training set
 n_best=1              # checkpoints (best validation loss) averaged into the model
 eval_utts=""          # evaluate on the first N utterances of each test set (default: all)
 judges="ctc pocketsphinx"  # ASR judges of intelligibility (narvox ASR models or pocketsphinx)
+sampling=""           # the bundle's default sampling, KEY=VALUE ..., e.g. "cfg_scale=3.0" (stages 5-6)
 curve_utts=30         # dev utterances judged per curve checkpoint
 voices_set=""         # data dir whose speakers become the bundle's shipped voices (default: the train set)
 pack=false            # true: stage 7 copies the bundle over the shipped one in pack_dir (opt-in only)
@@ -93,13 +94,14 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   for s in $test_sets; do
     echo "stage 5: evaluate on $s"
     $decode_cmd $exp/log/eval_$s.log python -m narvox.recipes.tts_eval --model "$model" --data data/$s \
-      --codec "$codec" --out "$exp/eval_$s" ${eval_utts:+--max-utts $eval_utts} --judges $judges
+      --codec "$codec" --out "$exp/eval_$s" ${eval_utts:+--max-utts $eval_utts} --judges $judges \
+      --sampling $sampling
     { cat "$exp/eval_$s.md"; echo; } >> "$exp/RESULTS.md"
   done
   if ls "$exp"/checkpoints/curve-step*.ckpt > /dev/null 2>&1; then
     echo "stage 5: learning curve on data/$valid_set"
     python -m narvox.recipes.tts_eval --curve "$exp" --data data/$valid_set --codec "$codec" \
-      --max-utts "$curve_utts" --judges ctc >> "$exp/RESULTS.md"
+      --max-utts "$curve_utts" --judges ctc --sampling $sampling >> "$exp/RESULTS.md"
   fi
   echo "stage 5: results in $exp/RESULTS.md"
 fi
@@ -107,7 +109,7 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   utils/need.sh 6 "$model/model.pt"
   echo "stage 6: export $model to the ONNX bundle $bundle (voices: data/${voices_set:-$train_set})"
-  python -m narvox export "$model" --out "$bundle" --voices "data/${voices_set:-$train_set}"
+  python -m narvox export "$model" --out "$bundle" --voices "data/${voices_set:-$train_set}" --sampling $sampling
   du -sh "$bundle"
 fi
 

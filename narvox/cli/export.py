@@ -12,6 +12,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--voices", type=existing_dir, help="TTS: a data dir (text_phones, codec codes) whose "
                    "speakers become the bundle's shipped voices")
+    p.add_argument("--sampling", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="TTS: the bundle's default sampling, e.g. cfg_scale=3.0 temperature=0.8")
     p.set_defaults(func=cmd_export)
 
 
@@ -24,7 +26,12 @@ def cmd_export(args) -> int:
     kind = torch.load(args.model_dir / "model.pt", map_location="cpu", weights_only=False)["config"]["kind"]
     if registry.training_kind(kind, where=args.model_dir).family == "tts":
         from narvox.export.tts import export_tts
-        print(export_tts(args.model_dir, args.out, args.voices))
+        from narvox.tts.sampling import SamplingOptions
+        try:
+            sampling = SamplingOptions.parse(args.sampling)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+        print(export_tts(args.model_dir, args.out, args.voices, sampling=sampling))
         return 0
     from narvox.export.asr import export_model_dir
     for bundle in export_model_dir(args.model_dir, args.out):

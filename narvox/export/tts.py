@@ -95,8 +95,10 @@ def shipped_voices(data_dir: str | Path, model_dir: str | Path, codec: dict, con
 
 
 def export_tts(model_dir: str | Path, out_dir: str | Path, voices_from: str | Path | None = None,
-               codec_bundle: str = "narvox", half_weights: bool = True) -> Path:
-    """The bundle of a TTS model directory (bundle kind <backend>_<conditioning>)."""
+               codec_bundle: str = "narvox", half_weights: bool = True, sampling: dict | None = None) -> Path:
+    """The bundle of a TTS model directory (bundle kind <backend>_<conditioning>). `sampling`:
+    the bundle's default SamplingOptions fields (what its recipe found best), which narvox.TTS
+    uses unless told otherwise."""
     from narvox.text.tokens import read_tokenizer_meta
     from narvox.tts.build import load_model
     model, config, codec = load_model(model_dir)
@@ -147,7 +149,8 @@ def export_tts(model_dir: str | Path, out_dir: str | Path, voices_from: str | Pa
     write_bundle(out_dir, kind.name, {
         "conditioning": c.conditioning, "n_codebooks": q, "codebook_size": c.codebook_size, "d_model": d,
         "language": read_tokenizer_meta(model_dir).get("language", "en-us"), "codec": codec,
-        "codec_bundle": codec_bundle, "prompt_seconds": c.prompt_seconds, **settings})
+        "codec_bundle": codec_bundle, "prompt_seconds": c.prompt_seconds,
+        "sampling": dict(sampling or {}), **settings})
     return out_dir
 
 

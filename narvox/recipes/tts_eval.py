@@ -126,8 +126,10 @@ def judge_texts(judge: str, wavs: list[np.ndarray], sample_rate: int, num_thread
 
 def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int | None = None,
              judges: tuple[str, ...] = JUDGES, similarity: bool = True, options: GenerateOptions | None = None,
-             num_threads: int = 2) -> tuple[dict, list[np.ndarray]]:
-    """Judge a bundle or model directory on a data dir; returns the result and the audio."""
+             num_threads: int = 2, sampling: dict | None = None, seed: int = 0) -> tuple[dict, list[np.ndarray]]:
+    """Judge a bundle or model directory on a data dir; returns the result and the audio.
+    `options` default: `seed` and the sampling narvox.TTS would use (the bundle's, `sampling`
+    over it)."""
     tts = open_tts(model, codec_dir, num_threads)
     codec = tts.codec
     data = read_data_dir(data_dir)
@@ -140,7 +142,7 @@ def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox",
     if not items:
         raise ValueError(f"{data_dir}: no speaker has two utterances, so nothing can be prompted")
     items = items[:max_utts]
-    options = options or GenerateOptions(seed=0)  # the sampling narvox.TTS uses by default
+    options = options or GenerateOptions(seed=seed, sampling=SamplingOptions(**{**tts.sampling, **(sampling or {})}))
     sr = codec.sample_rate
     audio, seconds = synthesize(tts, items, options)
     real = [data.load_audio(it.utt, sr)[0] for it in items]
@@ -191,7 +193,7 @@ def markdown(result: dict) -> str:
 
 
 def learning_curve(exp_dir: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int = 30,
-                   judges: tuple[str, ...] = ("ctc",)) -> str:
+                   judges: tuple[str, ...] = ("ctc",), sampling: dict | None = None) -> str:
     """Judge WER and CER of every `curve-step*.ckpt` of a run (the trainer keeps them with
     `curve_every_n_steps`) against its training minutes, as a Markdown table."""
     import tempfile
@@ -202,7 +204,8 @@ def learning_curve(exp_dir: str | Path, data_dir: str | Path, codec_dir: str = "
     for ckpt in sorted(Path(exp_dir, "checkpoints").glob("curve-step*.ckpt")):
         seconds = float(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]["train_seconds"])
         with tempfile.TemporaryDirectory() as tmp:
-            result, _ = evaluate(average([ckpt], tmp), data_dir, codec_dir, max_utts, judges, similarity=False)
+            result, _ = evaluate(average([ckpt], tmp), data_dir, codec_dir, max_utts, judges, similarity=False,
+                                 sampling=sampling)
         cells = [f"{result['judges'][j]['wer_tts']:.1f} | {result['judges'][j]['cer_tts']:.1f}" for j in judges]
         lines.append(f"| {int(ckpt.stem.split('step')[1])} | {seconds / 60:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -219,19 +222,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--judges", nargs="*", default=list(JUDGES), help=f"any of {JUDGES} or a narvox ASR model")
     p.add_argument("--no-similarity", action="store_true")
     p.add_argument("--seed", type=int, default=0)
-    sampling = p.add_argument_group("sampling (default: narvox.tts.sampling.SamplingOptions, as narvox.TTS)")
-    for field in dataclasses.fields(SamplingOptions):
-        sampling.add_argument(f"--{field.name.replace('_', '-')}", dest=field.name, type=type(field.default))
+    p.add_argument("--sampling", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="sampling over the model's default (as narvox.TTS), e.g. cfg_scale=3.0 top_k=20")
     args = p.parse_args(argv)
+    try:
+        sampling = SamplingOptions.parse(args.sampling)
+    except ValueError as e:
+        p.error(str(e))
     logging.basicConfig(level=logging.INFO)
     if args.curve:
-        print(learning_curve(args.curve, args.data, args.codec, args.max_utts or 30, tuple(args.judges)))
+        print(learning_curve(args.curve, args.data, args.codec, args.max_utts or 30, tuple(args.judges), sampling))
         return
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(SamplingOptions)
-             if getattr(args, f.name) is not None}
-    options = GenerateOptions(sampling=SamplingOptions(**given), seed=args.seed)
     result, _ = evaluate(args.model, args.data, args.codec, args.max_utts, tuple(args.judges),
-                         not args.no_similarity, options)
+                         not args.no_similarity, sampling=sampling, seed=args.seed)
     text = markdown(result)
     print(text)
     if args.out:

@@ -98,6 +98,7 @@ class OnnxTTS:
         self.codebook_size, self.d_model = m["codebook_size"], m["d_model"]
         self.prompt_seconds = m["prompt_seconds"]  # the voice crop of the aligned conditioning
         self.span = m.get("span")  # pseudo-AR: the span it was trained on (None: another backend)
+        self.sampling = dict(m.get("sampling", {}))  # default SamplingOptions fields, chosen by its recipe
         self.tokenizer = PhoneTokenizer(TokenTable.load(self.bundle.file("tokens")), m["language"])
         self.codec = codec or self._codec(providers, num_threads)
         if self.codec.identity() != m["codec"]:

@@ -82,8 +82,9 @@ class TTS:
         conditioning reads it). `duration`: seconds per text; `speed` > 1 speaks faster.
         `steps`: the masked and pseudo-AR backends' passes per codebook level (fewer is faster);
         `span`, `refine_steps`: the pseudo-AR backend's share of the target per step (default: the
-        one it was trained on) and its refinement passes. `sampling`: temperature, top_k, top_p, repetition_window,
-        repetition_ratio, cfg_scale."""
+        one it was trained on) and its refinement passes. `sampling`: temperature, top_k, top_p,
+        repetition_window, repetition_ratio, cfg_scale (default: the bundle's, then
+        narvox.tts.sampling.SamplingOptions')."""
         texts = [text] if isinstance(text, str) else list(text)
         sentences, frames, options, prompt_codes, prompt_phones = self._plan(
             texts, voice, prompt, prompt_text, duration, speed, seed, steps, span, refine_steps, sampling)
@@ -145,7 +146,7 @@ class TTS:
             raise TextError("no text to synthesize")
         try:
             options = decoding.GenerateOptions(
-                sampling=SamplingOptions(**sampling), seed=seed, speed=speed,
+                sampling=SamplingOptions(**{**self.backend.sampling, **sampling}), seed=seed, speed=speed,
                 steps=None if steps is None else tuple(steps), refine_steps=refine_steps,
                 span=span or getattr(self.backend, "span", None) or decoding.GenerateOptions.span)
         except (TypeError, ValueError) as e:
@@ -235,6 +236,7 @@ class _TorchTTS:
         self.conditioning, self.n_codebooks = self.model.config.conditioning, self.model.config.n_codebooks
         self.prompt_seconds = self.model.config.prompt_seconds
         self.span = self.model.config.par_span if self.streams else None
+        self.sampling: dict = {}  # a model directory carries no chosen sampling: SamplingOptions'
         self.sample_rate = self.codec.sample_rate
         self.tokenizer = load_tokenizer(model_dir)
         self.voices: dict[str, tuple[np.ndarray, np.ndarray]] = {}

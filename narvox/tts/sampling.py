@@ -6,6 +6,7 @@ never depends on its batch-mates, sampled or greedy.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,20 @@ class SamplingOptions:
             raise ValueError("repetition_ratio must be in [0, 1] and repetition_window >= 1")
         if self.cfg_scale < 0:
             raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
+
+    @classmethod
+    def parse(cls, pairs: list[str] | str) -> dict:
+        """Options written as KEY=VALUE (a list, or one space-separated string) -> a checked dict
+        of them, typed as the fields are: what recipes and the export command take."""
+        fields = {f.name: type(f.default) for f in dataclasses.fields(cls)}
+        out = {}
+        for pair in pairs.split() if isinstance(pairs, str) else pairs:
+            key, _, value = pair.partition("=")
+            if key not in fields or not value:
+                raise ValueError(f"sampling option {pair!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}")
+            out[key] = fields[key](value)
+        cls(**out)  # range checks
+        return out
 
     @property
     def greedy(self) -> bool:
