@@ -263,8 +263,8 @@ def bench_system(bundle: Path, model: Path | None, args) -> tuple[dict, dict]:
     items = items[:args.speed_utts]
     frames = [codes[it.utt].shape[1] for it in items]
     s = {"utterances": len(items), "onnxruntime": speed(tts, items, frames)}
-    if model:
-        s["pytorch"] = speed(open_tts(model, num_threads=args.threads), items, frames)
+    if model:  # the bundle's sampling on both (a model directory has none of its own)
+        s["pytorch"] = speed(open_tts(model, num_threads=args.threads), items, frames, options=default_options(tts))
         s["onnx_speedup"] = s["pytorch"]["rtf_batch1"] / s["onnxruntime"]["rtf_batch1"]
     result["speed"] = s
     if hasattr(tts.graphs, "lm"):  # VALL-E's codebook-1 stage: what the KV cache is for

@@ -47,6 +47,8 @@ def test_the_readme_has_examples_of_every_kind():
     assert sum(lang == "python" for lang, _ in EXAMPLES) >= 4
     assert any(code.startswith("narvox transcribe") for _, code in EXAMPLES)
     assert any(code.startswith("narvox codec") for _, code in EXAMPLES)
+    assert any(code.startswith("narvox synthesize") for _, code in EXAMPLES)
+    assert any("narvox.TTS" in code for lang, code in EXAMPLES if lang == "python")
 
 
 @pytest.mark.parametrize("lang,code", EXAMPLES, ids=[c.splitlines()[0][:60] for _, c in EXAMPLES])

@@ -21,7 +21,7 @@ lang=data/lang_phone  # the phone vocabulary, built from the training set
 n_best=1              # checkpoints (best validation loss) averaged into the model
 eval_utts=""          # evaluate on the first N utterances of each test set (default: all)
 judges="ctc pocketsphinx"  # ASR judges of intelligibility (narvox ASR models or pocketsphinx)
-sampling=""           # the bundle's default sampling, KEY=VALUE ..., e.g. "cfg_scale=3.0" (stages 5-6)
+sampling=""           # the bundle's default sampling, KEY=VALUE ... (stages 5-6; default: the config's `sampling`)
 curve_utts=30         # dev utterances judged per curve checkpoint
 voices_set=""         # data dir whose speakers become the bundle's shipped voices (default: the train set)
 pack=false            # true: stage 7 copies the bundle over the shipped one in pack_dir (opt-in only)
@@ -50,6 +50,8 @@ fi
 pack_name=${pack_name:-$(python -c "import sys, yaml; kind = yaml.safe_load(open(sys.argv[1]))['model']['kind']
 print({'valle': 'ar'}.get(kind, kind))" "$config")}
 pack_dir=${pack_dir:-$NARVOX_ROOT/narvox/pretrained/tts/$pack_name}
+sampling=${sampling:-$(python -c "import sys, yaml; s = yaml.safe_load(open(sys.argv[1])).get('sampling') or {}
+print(' '.join(f'{k}={v}' for k, v in s.items()))" "$config")}
 model=$exp/model
 bundle=$exp/onnx
 
