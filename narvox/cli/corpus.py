@@ -32,6 +32,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--size", type=_hours, default="mini", help="tiny | mini | full | hours")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nj", type=positive_int, default=2)
+    p.add_argument("--voices", choices=["base", "all"], default="base",
+                   help="base: 20 training voices (codec, TTS); all: every English voice of the engines, ~700 (ASR)")
     p.set_defaults(func=cmd_corpus)
 
     p = sub.add_parser("demo", help="the README's demo on the embedded corpus")
@@ -42,7 +44,7 @@ def add_parsers(sub) -> None:
 
 def cmd_corpus(args) -> int:
     from narvox.data.synth_en import format_table, generate, summarize
-    generate(args.out, hours=args.size, seed=args.seed, nj=args.nj)
+    generate(args.out, hours=args.size, seed=args.seed, nj=args.nj, voices=args.voices)
     print(format_table(summarize(args.out)))
     return 0
 

@@ -1,4 +1,5 @@
-"""`narvox export`: a trained model directory to ONNX bundles."""
+"""`narvox export`: a trained model directory to ONNX bundles; `narvox quantize`: a bundle to its
+int8 copy."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,6 +16,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--sampling", nargs="*", default=[], metavar="KEY=VALUE",
                    help="TTS: the bundle's default sampling, e.g. cfg_scale=3.0 temperature=0.8")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("quantize", help="copy a bundle with its graphs' weights in int8 (ONNX Runtime's "
+                       "dynamic quantization): smaller, faster on CPU, a little less accurate")
+    p.add_argument("bundle", help="a bundle directory or a shipped name (ctc, paraformer, ar, ...)")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_quantize)
 
 
 def cmd_export(args) -> int:
@@ -36,4 +42,10 @@ def cmd_export(args) -> int:
     from narvox.export.asr import export_model_dir
     for bundle in export_model_dir(args.model_dir, args.out):
         print(bundle)
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    from narvox.export.quantize import quantize_bundle
+    print(quantize_bundle(args.bundle, args.out))
     return 0

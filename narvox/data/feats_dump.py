@@ -2,7 +2,8 @@
 
 Layout of a dump dir: `feats.npy` (all frames, float16, [N, 80]), `feats.index`
 (`<utt> <first frame> <frames>` per line), `fbank.json` (the FbankConfig used) and a copy of the
-data directory's `text`.
+data directory's tables (`text`, `wav.scp`, `utt2spk`, `spk2utt`, `segments`), so that training can go back
+to the audio (on-the-fly augmentation).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from narvox.errors import AudioError
 from narvox.features import FbankConfig, fbank
 
 log = logging.getLogger(__name__)
+
+DATA_TABLES = ("text", "wav.scp", "utt2spk", "spk2utt", "segments")  # copied into the dump: a data dir of its own
 
 
 def _fbank_of(args: tuple[DataDir, str, FbankConfig]) -> np.ndarray:
@@ -44,7 +47,9 @@ def dump_fbank(data_dir: str | Path, out_dir: str | Path, nj: int = 2,
     np.save(out_dir / "feats.npy", np.concatenate(feats))
     (out_dir / "feats.index").write_text(
         "".join(f"{u} {offsets[i]} {len(feats[i])}\n" for i, u in enumerate(utts)))
-    shutil.copy(data_dir / "text", out_dir / "text")
+    for table in DATA_TABLES:
+        if (data_dir / table).is_file():
+            shutil.copy(data_dir / table, out_dir / table)
     (out_dir / "fbank.json").write_text(json.dumps(config.to_dict()))
     log.info("dumped %d utterances, %d frames to %s", len(utts), offsets[-1], out_dir)
     return out_dir

@@ -4,6 +4,12 @@ speech engines (espeak-ng, flite, festival), written as Kaldi data directories.
 It stands in for LibriSpeech/LibriTTS on machines that cannot download them. Splits:
 `train`; `dev` and `test_seen` (train voices, unseen sentences); `test_unseen_voice` (voices never
 in train). No sentence is in two splits. Every step is deterministic given the seed.
+
+Two voice sets (VOICE_SETS): `base`, 20 training voices and 5 unseen ones, which the codec and
+the TTS models learn from (a TTS model needs many utterances per voice); and `all`, every English
+voice the engines offer, ~700 for training (each of espeak-ng's variants on seven accents, with
+speaking rate, pitch and pitch range spread), for recognizers that must hear voices they never
+met; its unseen voices are the festival voices and every variant of an accent held out of training.
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import soundfile as sf
 from tqdm import tqdm
@@ -39,18 +46,27 @@ class Voice:
     name: str     # engine's voice name
     rate: int = 0  # espeak words per minute
     pitch: int = 0  # espeak pitch 0-99
+    range: str = ""  # espeak pitch range, an SSML prosody range (x-low .. x-high); "" the voice's own
 
     @property
     def speaker(self) -> str:
-        """Kaldi-safe speaker id; no id is a prefix of another, so utt2spk sorts both ways."""
+        """Kaldi-safe speaker id (lower case, no spaces). An id that is a prefix of another
+        ("...-klatt", "...-klatt2") is followed there by a letter or digit, which sorts after the
+        '-' that ends a speaker id inside an utterance id, so utt2spk sorts both ways."""
         short = {"cmu_us_slt_arctic_hts": "slt", "kal_diphone": "kal", "ked_diphone": "ked"}
         name = short.get(self.name, self.name).replace("+", "-").replace("_", "-")
-        return f"{self.engine}-{name}"
+        return f"{self.engine}-{name}".lower().replace(" ", "")
+
+    def script(self, text: str) -> str:
+        """What the engine reads: the text, or SSML when the voice sets a pitch range."""
+        if self.range:
+            return f'<speak><prosody range="{self.range}">{escape(text)}</prosody></speak>\n'
+        return text + "\n"
 
     def command(self, text_file: Path, wav_file: Path) -> list[str]:
         if self.engine == "espeak":
             return ["espeak-ng", "-v", self.name, "-s", str(self.rate), "-p", str(self.pitch),
-                    "-f", str(text_file), "-w", str(wav_file)]
+                    *(["-m"] if self.range else []), "-f", str(text_file), "-w", str(wav_file)]
         if self.engine == "flite":
             return ["flite", "-voice", self.name, "-f", str(text_file), "-o", str(wav_file)]
         return ["text2wave", "-eval", f"(voice_{self.name})", str(text_file), "-o", str(wav_file)]
@@ -68,11 +84,43 @@ TRAIN_VOICES = (
         "en-029+m7", "en-us-nyc+f2", "en-us-nyc+m8", "en-gb-x-gbclan+m1"])],
     Voice("flite", "kal16"), Voice("flite", "slt"), Voice("flite", "rms"), Voice("flite", "awb"),
 )
-UNSEEN_VOICES = (
-    Voice("festival", "cmu_us_slt_arctic_hts"), Voice("festival", "kal_diphone"),
-    Voice("festival", "ked_diphone"),
-    _espeak("en-gb-x-gbcwmd+f1", 16), _espeak("en-gb-x-gbclan+f3", 17),
-)
+FESTIVAL_VOICES = (Voice("festival", "cmu_us_slt_arctic_hts"), Voice("festival", "kal_diphone"),
+                   Voice("festival", "ked_diphone"))
+UNSEEN_VOICES = (*FESTIVAL_VOICES, _espeak("en-gb-x-gbcwmd+f1", 16), _espeak("en-gb-x-gbclan+f3", 17))
+
+# espeak-ng's English accents and its voice variants (espeak-ng-data/voices/!v, Debian's
+# espeak-ng 1.52), spelled out so the corpus does not change with what a machine has installed
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan")
+HELD_OUT_ACCENT = "en-gb-x-gbcwmd"  # West Midlands: its voices are all unseen ones
+ESPEAK_VARIANTS = (
+    "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "Demonic", "Denis", "Diogo", "Gene", "Gene2",
+    "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike", "Mr serious", "Nguyen",
+    "RicishayMax", "RicishayMax2", "RicishayMax3", "Storm", "Tweaky", "UniRobot", "adam", "anika",
+    "anikaRobot", "announcer", "antonio", "aunty", "belinda", "benjamin", "boris", "caleb", "croak", "david",
+    "ed", "edward", "edward2", "f1", "f2", "f3", "f4", "f5", "fast", "grandma", "grandpa", "gustave", "iven",
+    "iven2", "iven3", "iven4", "john", "kaukovalta", "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6",
+    "linda", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "marcelo", "max", "michel", "miguel", "norbert",
+    "pablo", "paul", "pedro", "quincy", "rob", "robert", "robosoft", "robosoft2", "robosoft3", "robosoft4",
+    "robosoft5", "robosoft6", "robosoft7", "robosoft8", "sandro", "shelby", "steph", "steph2", "steph3",
+    "travis", "victor", "whisper", "whisperf", "zac")
+PITCH_RANGES = ("x-low", "low", "medium", "high", "x-high")
+
+
+def _spread(name: str, i: int) -> Voice:
+    """The `all` set's espeak voice number i: rate 120-200 wpm, pitch 20-80, and a pitch range,
+    by strides over co-prime cycles (81, 61, 5), so no two of the first 24,705 voices share all three."""
+    return Voice("espeak", name, rate=120 + (i * 37) % 81, pitch=20 + (i * 23) % 61,
+                 range=PITCH_RANGES[(i * 3) % len(PITCH_RANGES)])
+
+
+def _espeak_all(accents) -> tuple[Voice, ...]:
+    names = [f"{a}+{v}" for a in accents for v in ESPEAK_VARIANTS]
+    return tuple(_spread(n, i) for i, n in enumerate(names))
+
+
+ALL_TRAIN_VOICES = (*_espeak_all(ESPEAK_ACCENTS), *(Voice("flite", v) for v in ("kal", "kal16", "slt", "rms", "awb")))
+ALL_UNSEEN_VOICES = (*FESTIVAL_VOICES, *_espeak_all([HELD_OUT_ACCENT]))
+VOICE_SETS = {"base": (TRAIN_VOICES, UNSEEN_VOICES), "all": (ALL_TRAIN_VOICES, ALL_UNSEEN_VOICES)}
 
 # a sentence split after these is not a sentence end
 NO_SPLIT_AFTER = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Capt|Gen|Lt|Col|Sgt|Rev|Mt|vs|etc|"
@@ -131,7 +179,7 @@ def synthesize(job: Job) -> float:
             text_file, wav_file = Path(tmp) / "text.txt", Path(tmp) / "raw.wav"
             # speak the normalised text (with its punctuation for prosody), so audio and
             # transcript agree on how numbers and abbreviations are read
-            text_file.write_text(normalize(job.raw, keep_punctuation=True) + "\n")
+            text_file.write_text(job.voice.script(normalize(job.raw, keep_punctuation=True)))
             steps = [job.voice.command(text_file, wav_file),
                      ["sox", str(wav_file), "-b", "16", "-c", "1", str(Path(tmp) / "out.flac"),
                       "rate", "-h", str(SAMPLE_RATE), "gain", "-n", "-1",
@@ -149,8 +197,13 @@ def synthesize(job: Job) -> float:
     return info.frames / info.samplerate
 
 
-def plan(hours: float, seed: int = 0, sentences: list[str] | None = None) -> dict[str, list[tuple[Voice, str]]]:
-    """Which voice speaks which sentence in each split. Deterministic given hours and seed."""
+def plan(hours: float, seed: int = 0, sentences: list[str] | None = None,
+         voices: str = "base") -> dict[str, list[tuple[Voice, str]]]:
+    """Which voice (of VOICE_SETS[voices]) speaks which sentence in each split. Deterministic
+    given hours, seed and voice set."""
+    if voices not in VOICE_SETS:
+        raise NarvoxError(f"unknown voice set '{voices}' (one of {sorted(VOICE_SETS)})")
+    train_voices, unseen_voices = VOICE_SETS[voices]
     sentences = list(sentences if sentences is not None else fortune_sentences())
     random.Random(seed).shuffle(sentences)
     total = max(8, round(hours * 3600 / MEAN_UTTERANCE_SECONDS))
@@ -165,16 +218,17 @@ def plan(hours: float, seed: int = 0, sentences: list[str] | None = None) -> dic
     splits["train"] = [pool[i % len(pool)] for i in range(n_train)]
     out = {}
     for name in SPLITS:
-        voices = UNSEEN_VOICES if name == "test_unseen_voice" else TRAIN_VOICES
-        offset = random.Random(f"{seed}-{name}").randrange(len(voices))
-        out[name] = [(voices[(offset + i) % len(voices)], s) for i, s in enumerate(splits[name])]
+        speakers = unseen_voices if name == "test_unseen_voice" else train_voices
+        offset = random.Random(f"{seed}-{name}").randrange(len(speakers))
+        out[name] = [(speakers[(offset + i) % len(speakers)], s) for i, s in enumerate(splits[name])]
     return out
 
 
-def generate(out_dir: str | Path, hours: float = SIZES["mini"], seed: int = 0, nj: int = 2) -> dict[str, DataDir]:
+def generate(out_dir: str | Path, hours: float = SIZES["mini"], seed: int = 0, nj: int = 2,
+             voices: str = "base") -> dict[str, DataDir]:
     """Synthesise the corpus into `out_dir/{wav,<split>}`; finished audio is reused on re-runs."""
     out_dir = Path(out_dir).resolve()
-    assignments = plan(hours, seed)
+    assignments = plan(hours, seed, voices=voices)
     jobs: dict[str, list[Job]] = {}
     for split, pairs in assignments.items():
         counts: dict[str, int] = {}

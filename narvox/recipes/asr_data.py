@@ -10,9 +10,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from narvox.asr.frontend import AsrFrontend
+from narvox.data.augment import VocalTract, WaveAugment
 from narvox.data.feats_dump import FbankDump
+from narvox.data.kaldi import read_data_dir
 from narvox.data.sampler import bucketed_loader
-from narvox.errors import TextError
+from narvox.errors import AudioError, TextError
+from narvox.features import fbank
 from narvox.text.tokens import Tokenizer
 
 
@@ -40,12 +43,25 @@ class SpecAugment:
 
 
 class AsrDataset(Dataset):
-    """(features, token ids) of every utterance of a dump dir."""
+    """(features, token ids) of every utterance of a dump dir: the dumped fbank, or, with a
+    waveform `augment` config (narvox.data.augment), fbank of the augmented audio, computed as
+    the item is loaded. Item i's n-th load in a process draws from the seed (seed, i, n)."""
 
     def __init__(self, dump_dir: str | Path, tokenizer: Tokenizer, frontend: AsrFrontend,
-                 spec_augment: SpecAugment | None = None):
+                 spec_augment: SpecAugment | None = None, augment: dict | None = None,
+                 vocal_tract: dict | None = None, seed: int = 0):
         self.dump = FbankDump(dump_dir)
         self.tokenizer, self.frontend, self.spec_augment = tokenizer, frontend, spec_augment
+        self.audio = None
+        if augment:
+            if not (Path(dump_dir) / "wav.scp").is_file():
+                raise FileNotFoundError(f"{dump_dir}: no wav.scp, so its audio cannot be augmented "
+                                        "(dumps made before augmentation lack it: re-run the fbank stage)")
+            self.audio = read_data_dir(dump_dir)
+        self.augment = WaveAugment(augment, babble_source=self._babble) if augment else None
+        self.vocal_tract = VocalTract(**{k: tuple(v) if isinstance(v, list) else v
+                                         for k, v in vocal_tract.items()}) if vocal_tract else None
+        self.seed, self.loads = seed, {}
         self.utts = self.dump.utts
         self.targets = []
         for utt in self.utts:
@@ -54,16 +70,34 @@ class AsrDataset(Dataset):
                 raise TextError(f"{dump_dir}: utterance {utt} has an empty transcript")
             self.targets.append(ids)
         self.durations = [self.dump.index[u][1] * 0.01 for u in self.utts]
-        self.rng = np.random.default_rng()
 
     def __len__(self) -> int:
         return len(self.utts)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, list[int]]:
-        feats = self.dump[self.utts[i]]
+        n = self.loads[i] = self.loads.get(i, -1) + 1
+        rng = np.random.default_rng([self.seed, i, n])
+        utt = self.utts[i]
+        if self.augment is None:
+            feats = self.dump[utt]
+        else:
+            config = self.dump.fbank_config
+            samples, _ = self.audio.load_audio(utt, sample_rate=config.sample_rate)
+            try:
+                feats = fbank(self.augment(samples, config.sample_rate, rng), config)
+            except AudioError as e:
+                raise AudioError(f"utterance {utt} (augmented): {e}") from None
+        if self.vocal_tract is not None and rng.random() < self.vocal_tract.p:
+            feats = self.vocal_tract(feats, rng)
         if self.spec_augment is not None:
-            feats = self.spec_augment(feats, self.rng)
+            feats = self.spec_augment(feats, rng)
         return self.frontend.from_fbank(feats), self.targets[i]
+
+    def _babble(self, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """k other utterances of the set, for babble noise."""
+        rate = self.dump.fbank_config.sample_rate
+        return [self.audio.load_audio(self.utts[j], sample_rate=rate)[0]
+                for j in rng.choice(len(self.utts), size=min(k, len(self.utts)), replace=False)]
 
 
 def collate(batch: list[tuple[np.ndarray, list[int]]]) -> dict[str, torch.Tensor]:
@@ -82,15 +116,18 @@ class AsrDataModule(L.LightningDataModule):
 
     def __init__(self, train_dir: str, valid_dir: str, tokenizer: Tokenizer, frontend: AsrFrontend,
                  max_seconds: float = 200.0, num_workers: int = 1, spec_augment: bool = True,
-                 seed: int = 0):
+                 augment: dict | None = None, vocal_tract: dict | None = None, seed: int = 0):
         super().__init__()
         self.train_dir, self.valid_dir = train_dir, valid_dir
         self.tokenizer, self.frontend = tokenizer, frontend
         self.max_seconds, self.num_workers, self.seed = max_seconds, num_workers, seed
         self.spec_augment = SpecAugment() if spec_augment else None
+        self.augment, self.vocal_tract = augment, vocal_tract
 
     def setup(self, stage: str | None = None) -> None:
-        self.train = AsrDataset(self.train_dir, self.tokenizer, self.frontend, self.spec_augment)
+        # augmentation is for training only: validation scores the clean set
+        self.train = AsrDataset(self.train_dir, self.tokenizer, self.frontend, self.spec_augment, self.augment,
+                                self.vocal_tract, self.seed)
         self.valid = AsrDataset(self.valid_dir, self.tokenizer, self.frontend)
 
     def _loader(self, ds: AsrDataset, shuffle: bool) -> DataLoader:

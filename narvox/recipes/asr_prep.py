@@ -5,13 +5,20 @@
   python -m narvox.recipes.asr_prep perturb --data data/train --factors 0.9 1.0 1.1 --out data/train_sp
   python -m narvox.recipes.asr_prep dump --data data/train --fbank kaldi --out dump/kaldi/train --nj 2
   python -m narvox.recipes.asr_prep cmvn --dump dump/funasr/train --lfr-m 7 --lfr-n 6 --out dump/funasr/train/am.mvn
+  python -m narvox.recipes.asr_prep degrade --data data/test_seen --condition tel --out data/test_seen_tel
 """
 from __future__ import annotations
 
 import argparse
 import logging
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
-from narvox.data import combine, read_data_dir, write_data_dir
+import numpy as np
+
+from narvox import audio
+from narvox.data import DataDir, combine, read_data_dir, write_data_dir
+from narvox.data import augment
 from narvox.data.feats_dump import FbankDump, dump_fbank
 from narvox.data.kaldi import speed_perturb
 from narvox.features import CmvnAccumulator, FbankConfig, apply_lfr
@@ -50,6 +57,56 @@ def cmvn(args) -> None:
     print(f"{args.out}: CMVN over {acc.count} frames of {len(feats.utts)} utterances")
 
 
+def _degraded(condition: str, samples: np.ndarray, sr: int, rng: np.random.Generator,
+              others: list[np.ndarray]) -> tuple[np.ndarray, int]:
+    """One utterance of a robustness test set: (audio, its rate).
+    - tel: a telephone line at 8 kHz (mu-law or GSM, half each), left at 8 kHz as callers send it;
+    - noisy: 10 dB SNR of noise no training run mixes in: blue noise (training draws white, pink
+      and brown) or babble of other utterances of this test set (training babbles its own);
+    - reverb: a room of RT60 0.3-0.8 s, a new room per utterance."""
+    if condition == "tel":
+        return augment.telephone_channel(samples, sr, str(rng.choice(["ULAW", "GSM610"]))), 8000
+    if condition == "noisy":
+        noise = augment.Noise(snr_db=(10.0, 10.0), colors=(-1.0,), babble=0.5, p=1.0,
+                              babble_source=lambda k, r: others[:k])
+        return noise(samples, sr, rng), sr
+    if condition == "reverb":
+        return augment.Reverb(rt60=(0.3, 0.8), bank_size=1, p=1.0)(samples, sr, rng), sr
+    raise ValueError(f"unknown condition '{condition}' (one of {CONDITIONS})")
+
+
+CONDITIONS = ("tel", "noisy", "reverb")
+
+
+def _degrade_one(job: tuple[DataDir, str, str, int, int, Path]) -> str:
+    data, utt, condition, seed, index, out_wav = job
+    rng = np.random.default_rng([seed, index])
+    samples, sr = data.load_audio(utt)
+    utts = data.utt_ids
+    others = [data.load_audio(utts[j], sample_rate=sr)[0]
+              for j in rng.choice([j for j in range(len(utts)) if j != index], size=min(6, len(utts) - 1),
+                                  replace=False)] if condition == "noisy" else []
+    out, out_sr = _degraded(condition, samples, sr, rng, others)
+    path = out_wav / f"{utt}.flac"
+    audio.write_audio(path, out, out_sr)
+    return str(path.resolve())
+
+
+def degrade(args) -> None:
+    """A robustness test set: every utterance of --data through one condition, same ids and text,
+    audio in <out>/wav; seeded per utterance, so the set is the same on every machine."""
+    data = read_data_dir(args.data)
+    if args.condition not in CONDITIONS:
+        raise SystemExit(f"unknown condition '{args.condition}' (one of {CONDITIONS})")
+    out = Path(args.out)
+    utts = data.utt_ids
+    jobs = [(data, u, args.condition, args.seed, i, out / "wav") for i, u in enumerate(utts)]
+    with ProcessPoolExecutor(max(1, args.nj)) as pool:
+        paths = list(pool.map(_degrade_one, jobs, chunksize=8))
+    write_data_dir(DataDir(wav_scp=dict(zip(utts, paths)), text=dict(data.text), utt2spk=dict(data.utt2spk)), out)
+    print(f"{out}: {len(utts)} utterances of {args.data}, condition {args.condition}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="stage", required=True)
@@ -80,6 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--lfr-n", type=int, default=6)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmvn)
+    s = sub.add_parser("degrade", help="a robustness test set (telephone, noise, reverberation)")
+    s.add_argument("--data", required=True)
+    s.add_argument("--condition", required=True, choices=CONDITIONS)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--nj", type=int, default=2)
+    s.set_defaults(func=degrade)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     args.func(args)
