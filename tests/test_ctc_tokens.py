@@ -40,7 +40,7 @@ def _sherpa_and_narvox(bundle, data_dir, utts=None):
 # shipped CTC model is trained on "▁" (word-start) pieces so that both runtimes read the same words
 def test_shipped_ctc_text_is_the_same_in_sherpa_onnx(tiny_corpus):
     # The text of the same tokens must agree exactly, word boundaries included. Whole transcripts
-    # agree less often (265 of 300 on the full test_seen: tools/check_sherpa_onnx.py), as sherpa's
+    # agree less often (265 of 300 on the full test_seen: bench/asr_runtimes.py counts them), as sherpa's
     # own fbank flips a token here and there; too few utterances here to count that reliably.
     rows = _sherpa_and_narvox(CTC, tiny_corpus / "test_seen")
     assert all(theirs == ours_of_theirs and " " in theirs for theirs, ours_of_theirs, _, _ in rows)
