@@ -7,7 +7,9 @@ recomputing the sequence).
   python bench/tts.py --bundles narvox/pretrained/tts/ar --models egs/synth_en/tts/exp/valle_aligned/model \
       --data egs/synth_en/corpus/full/test_seen --zero-shot egs/synth_en/corpus/full/test_unseen_voice
 
-`--models` pairs each bundle with its trained model directory for the PyTorch speed ('-': none).
+`--models` pairs each bundle with its trained model directory for the PyTorch speed ('-': none);
+`--refiners` a pseudo-AR bundle with a masked bundle that refines for it (PALLE's two models;
+'-': the pseudo-AR model refines itself), so a bundle may be listed twice, once per way.
 Quality: narvox.recipes.tts_eval on ONNX Runtime (what ships), prompts from other utterances of
 the same speaker (test_seen: seen voices; --zero-shot: voices never trained on). Speed: the first
 `--speed-utts` sentences, their lengths imposed from the real recordings (so a model's own
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -33,6 +36,7 @@ from narvox.audio import write_audio
 from narvox.codecs.dump import CodesFile, codes_path
 from narvox.data import read_data_dir
 from narvox.recipes.tts_eval import choose_prompts, evaluate, markdown as quality_markdown, open_tts, synthesize
+from narvox.tts import pseudo_ar
 from narvox.tts.decoding import GenerateOptions
 from narvox.tts.sampling import SamplingOptions
 
@@ -70,11 +74,14 @@ def speed(tts, items, frames: list[int], batch_sizes=(1, 8), options: GenerateOp
         _, took = synthesize(tts, items, options, b, frames)
         out[f"rtf_batch{b}"] = took / seconds
     counting = CountingGraphs(tts.graphs)
+    refiner = None if tts.refiner is None else CountingGraphs(tts.refiner)
     loop = type(tts.model).loop if hasattr(tts, "model") else tts.graphs.generate
+    if refiner is not None:
+        loop = functools.partial(pseudo_ar.generate, refiner=refiner)
     for i in range(len(items)):
         loop(counting, [items[i].phones], [items[i].prompt], [items[i].prompt_phones],
              dataclasses.replace(options, durations=(frames[i],)))
-    out["forward_passes_per_second"] = counting.calls / seconds
+    out["forward_passes_per_second"] = (counting.calls + (refiner.calls if refiner else 0)) / seconds
     out["audio_seconds"] = seconds
     return out
 
@@ -147,14 +154,14 @@ def plot(panels: list[tuple[str, np.ndarray]], sr: int, title: str, path: Path) 
     plt.close(fig)
 
 
-def step_curve(bundle: Path, tts, items, frames, args) -> list[dict]:
+def step_curve(bundle: Path, refiner: Path | None, tts, items, frames, args) -> list[dict]:
     """A masked or pseudo-AR system at each --step-settings (passes per codebook level): ctc
     judge WER/CER on the first --curve-utts seen-voice sentences, and speed at batch 1."""
     rows = []
     for setting in args.step_settings:
         options = dataclasses.replace(default_options(tts), steps=setting)
         quality, _ = evaluate(bundle, args.data, max_utts=args.curve_utts, judges=("ctc",), similarity=False,
-                              options=options, num_threads=args.threads)
+                              options=options, num_threads=args.threads, refiner=refiner)
         s = speed(tts, items, frames, batch_sizes=(1,), options=options)
         j = quality["judges"]["ctc"]
         rows.append({"steps": list(setting), "wer": j["wer_tts"], "cer": j["cer_tts"], "wer_real": j["wer_real"],
@@ -185,11 +192,12 @@ def plot_tradeoff(systems: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def system_name(bundle: Path) -> str:
-    """<bundle kind> (<its directory, or the experiment's for a recipe's exp/<name>/onnx>): what
-    the tables call a system."""
+def system_name(bundle: Path, refiner: Path | None = None) -> str:
+    """<bundle kind> (<its directory, or the experiment's for a recipe's exp/<name>/onnx>)
+    [+ refiner <the same of the refiner>]: what the tables call a system."""
     from narvox.bundle import read_bundle
-    return f"{read_bundle(bundle).kind} ({bundle.parent.name if bundle.name == 'onnx' else bundle.name})"
+    label = lambda b: f"{read_bundle(b).kind} ({b.parent.name if b.name == 'onnx' else b.name})"
+    return label(bundle) + ("" if refiner is None else f" + refiner {label(refiner)}")
 
 
 def markdown(result: dict) -> str:
@@ -248,29 +256,30 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench_system(bundle: Path, model: Path | None, args) -> tuple[dict, dict]:
+def bench_system(bundle: Path, model: Path | None, refiner: Path | None, args) -> tuple[dict, dict]:
     """(the system's results, test set -> its audio)."""
-    result, audio = {"bundle": str(bundle), "model": str(model) if model else None, "quality": {}}, {}
+    result, audio = {"bundle": str(bundle), "model": str(model) if model else None,
+                     "refiner": str(refiner) if refiner else None, "quality": {}}, {}
     for test_set, data_dir in (("seen voices", args.data), ("zero-shot voices", args.zero_shot)):
         if data_dir is not None:
             result["quality"][test_set], audio[test_set] = evaluate(
                 bundle, data_dir, max_utts=args.max_utts, judges=tuple(args.judges),
-                num_threads=args.threads)
-    tts = open_tts(bundle, num_threads=args.threads)
+                num_threads=args.threads, refiner=refiner)
+    tts = open_tts(bundle, num_threads=args.threads, refiner=refiner)
     data = read_data_dir(args.data)
     codes = CodesFile(codes_path(args.data, tts.codec.name))
     items, _ = choose_prompts(data, codes, tts.tokenizer.table, tts.conditioning == "prefix", tts.prompt_seconds)
     items = items[:args.speed_utts]
     frames = [codes[it.utt].shape[1] for it in items]
     s = {"utterances": len(items), "onnxruntime": speed(tts, items, frames)}
-    if model:  # the bundle's sampling on both (a model directory has none of its own)
+    if model and refiner is None:  # the bundle's sampling on both (a model directory has none of its own)
         s["pytorch"] = speed(open_tts(model, num_threads=args.threads), items, frames, options=default_options(tts))
         s["onnx_speedup"] = s["pytorch"]["rtf_batch1"] / s["onnxruntime"]["rtf_batch1"]
     result["speed"] = s
     if hasattr(tts.graphs, "lm"):  # VALL-E's codebook-1 stage: what the KV cache is for
         result["cache"] = cache_versus_recompute(tts)
     elif args.step_settings:  # masked and pseudo-AR: how quality trades against passes
-        result["step_curve"] = step_curve(bundle, tts, items, frames, args)
+        result["step_curve"] = step_curve(bundle, refiner, tts, items, frames, args)
     if tts.streams:
         result["streaming"] = streaming(tts, items[0])
     return result, audio
@@ -281,6 +290,8 @@ def main(argv=None) -> None:
     p.add_argument("--bundles", type=Path, nargs="+", default=[Path("narvox/pretrained/tts/ar")])
     p.add_argument("--models", nargs="*", default=[],
                    help="per bundle, its trained model directory for the PyTorch speed, or '-'")
+    p.add_argument("--refiners", nargs="*", default=[],
+                   help="per bundle, a masked bundle refining for a pseudo-AR one, or '-'")
     p.add_argument("--data", type=Path, default=Path("egs/synth_en/corpus/full/test_seen"))
     p.add_argument("--zero-shot", type=Path, help="a data dir of voices never trained on")
     p.add_argument("--max-utts", type=int, default=100)
@@ -293,20 +304,21 @@ def main(argv=None) -> None:
     p.add_argument("--curve-utts", type=int, default=50, help="sentences judged per step setting")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
-    if len(args.models) > len(args.bundles):
-        p.error("more --models than --bundles")
-    models = [None if m == "-" else Path(m) for m in args.models] + [None] * (len(args.bundles) - len(args.models))
+    if max(len(args.models), len(args.refiners)) > len(args.bundles):
+        p.error("more --models or --refiners than --bundles")
+    pairs = lambda given: [None if m == "-" else Path(m) for m in given] + [None] * (len(args.bundles) - len(given))
+    models, refiners = pairs(args.models), pairs(args.refiners)
     args.out.mkdir(parents=True, exist_ok=True)
     samples = args.out / "tts_samples"
     samples.mkdir(exist_ok=True)
     result = {"threads": args.threads, "judges": args.judges, "systems": {}}
     data = read_data_dir(args.data)
     panels = []
-    names = [system_name(b) for b in args.bundles]
+    names = [system_name(b, r) for b, r in zip(args.bundles, refiners)]
     if len(set(names)) < len(names):
         p.error(f"two bundles would share a name in the tables: {names}")
-    for bundle, model, name in zip(args.bundles, models, names):
-        result["systems"][name], audio = bench_system(bundle, model, args)
+    for bundle, model, refiner, name in zip(args.bundles, models, refiners, names):
+        result["systems"][name], audio = bench_system(bundle, model, refiner, args)
         for test_set, wavs in audio.items():  # the first 4 s of the first sentence, 16-bit
             stem = re.sub(r"\W+", "_", name).strip("_")
             write_audio(samples / f"{stem}_{test_set.split()[0]}.wav", wavs[0][:4 * 16000], 16000)

@@ -58,6 +58,12 @@ def test_speed_rows(tmp_path):
     stream = streaming(open_tts(export_tts(model_dir, tmp_path / "par"), num_threads=1), items[0], seconds=2.0)
     assert stream["chunks"] > 2 and stream["first_audio_s"] < stream["all_audio_s"]
     assert stream["max_abs_difference"] < 1e-5
+    # PALLE's two models: the masked bundle refines for the pseudo-AR one, and its passes count too
+    from narvox.tts.api import TTS
+    two = TTS.from_pretrained(tmp_path / "par", num_threads=1, refiner=tmp_path / "masked").backend
+    options = dataclasses.replace(default_options(two), steps=(1, 1), span=0.5, refine_steps=2)
+    s = speed(two, items, frames, batch_sizes=(1,), options=options)
+    assert abs(s["forward_passes_per_second"] * s["audio_seconds"] - 3 * (2 + 2 + 2 + 2)) < 1e-6  # encodes, spans, refinements, levels
     result["systems"]["par_prefix (par)"] = {**result["systems"]["masked_prefix (masked)"], "streaming": stream}
     assert "| par_prefix (par) | " in markdown(result).split("Streaming")[1]
     plot_tradeoff(result["systems"], tmp_path / "tradeoff.png")

@@ -107,6 +107,27 @@ def test_par_bundle_takes_its_generation_options(tmp_path):
     assert sf.info(out).frames > 0
 
 
+def test_a_refiner_serves_the_pseudo_ar_backend_only(bundle, tmp_path):
+    """PALLE's two models from the API: a masked model refines for the pseudo-AR one, on ONNX
+    Runtime and on PyTorch alike; anything else is refused by name."""
+    from narvox.export.tts import export_tts
+    par_dir, _ = tiny_model_dir(tmp_path, "aligned", kind="par")
+    masked_dir, _ = tiny_model_dir(tmp_path, "aligned", kind="masked")
+    par, masked = export_tts(par_dir, tmp_path / "par"), export_tts(masked_dir, tmp_path / "masked")
+    options = dict(prompt=speech_like(2.0), seed=0, steps=(1, 1), span=0.5, refine_steps=2)
+    onnx = TTS.from_pretrained(par, num_threads=1, refiner=masked).synthesize("Hello world.", **options)
+    torch = TTS.from_pretrained(par_dir, num_threads=1, refiner=masked_dir).synthesize("Hello world.", **options)
+    assert len(onnx.audio) > 0 and len(onnx.audio) == len(torch.audio)
+    import soundfile as sf
+    sf.write(tmp_path / "prompt.wav", speech_like(2.0), 16000)
+    assert main(["synthesize", "Hello world.", "-o", str(tmp_path / "x.wav"), "--model", str(par), "--refiner",
+                 str(masked), "--prompt", str(tmp_path / "prompt.wav")]) == 0
+    with pytest.raises(NarvoxError, match="only the pseudo-AR backend"):
+        TTS.from_pretrained(masked, num_threads=1, refiner=par)
+    with pytest.raises(NarvoxError, match="masked or pseudo-AR"):
+        TTS.from_pretrained(par, num_threads=1, refiner=bundle[0])  # a VALL-E bundle
+
+
 def test_synthesize_stream(bundle, tmp_path, capsys):
     """Pseudo-AR streams span by span, VALL-E sentence by sentence; bad input is refused at the
     call, before any chunk; the CLI writes the stream as it comes."""

@@ -71,6 +71,28 @@ def test_spans_fill_left_to_right_and_refinement_touches_each_code_once():
     assert refined[0].sum() == 3 * max(1, math.floor(pseudo_ar.REFINE_SHARE * 20))
 
 
+@pytest.mark.parametrize("conditioning", ["aligned", "prefix"])
+def test_a_separate_refiner_refines_the_spans_on_the_same_frames(conditioning):
+    """PALLE's two models: refinement passes go to the refiner (a masked model), conditioned on
+    the pseudo-AR model's frames per phone; each row as alone."""
+    from narvox.tts.masked import MaskedTTS
+    torch.manual_seed(0)
+    par, masked = PseudoArTTS(tiny_config(conditioning)).eval(), MaskedTTS(tiny_config(conditioning)).eval()
+    phones, _, prompts, prompt_phones = [[x.numpy() for x in xs] for xs in toy_items()]
+    graphs, refiner = Recording(par.graphs()), Recording(masked.graphs())
+    options = GenerateOptions(sampling=SamplingOptions(temperature=0), span=0.25, refine_steps=3)
+    codes = pseudo_ar.generate(graphs, phones, prompts, prompt_phones, options, refiner=refiner)
+    assert len(graphs.unknown) == 4 and len(refiner.unknown) == 3  # spans by one model, refinement by the other
+    joint = pseudo_ar.generate(par.graphs(), phones, prompts, prompt_phones, options)
+    assert [c.shape for c in codes] == [c.shape for c in joint]  # the same lengths: the same alignment
+    alone = pseudo_ar.generate(par.graphs(), phones[1:2], prompts[1:2], prompt_phones[1:2], options,
+                               refiner=masked.graphs())
+    assert np.array_equal(alone[0], codes[1])
+    other = MaskedTTS(tiny_config("prefix" if conditioning == "aligned" else "aligned")).eval()
+    with pytest.raises(ValueError, match="refiner"):
+        pseudo_ar.generate(par.graphs(), phones, prompts, prompt_phones, options, refiner=other.graphs())
+
+
 def test_options_refuse_a_span_out_of_range():
     for span in (0, 1.5):
         with pytest.raises(ValueError, match="span"):

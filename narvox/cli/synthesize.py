@@ -14,6 +14,8 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", type=Path, help="the WAV file to write")
     p.add_argument("--backend", default="ar", help=f"shipped model: {' | '.join(shipped('tts')) or 'none yet'}")
     p.add_argument("--model", help="a bundle directory or a trained model directory (instead of --backend)")
+    p.add_argument("--refiner", help="pseudo-AR only: a masked model (name or directory) that refines its codes "
+                   "(PALLE's two models) instead of the pseudo-AR model itself")
     p.add_argument("--voice", help="a shipped voice (see --list-voices); default: the first")
     p.add_argument("--prompt", type=Path, help="a recording of 1-10 s whose voice to speak in")
     p.add_argument("--prompt-text", help="what the prompt says (default: transcribed by narvox's ASR)")
@@ -42,7 +44,7 @@ def cmd_synthesize(args) -> int:
     if args.voice and args.prompt:
         raise UsageError("--voice and --prompt exclude each other")
     try:
-        tts = TTS.from_pretrained(args.model or args.backend, num_threads=args.num_threads)
+        tts = TTS.from_pretrained(args.model or args.backend, num_threads=args.num_threads, refiner=args.refiner)
     except NarvoxError as e:  # a model that cannot be loaded is a bad --model/--backend value
         raise UsageError(str(e)) from e
     if args.list_voices:

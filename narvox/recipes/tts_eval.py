@@ -81,11 +81,11 @@ def choose_prompts(data: DataDir, codes: CodesFile, table: TokenTable, whole_tex
     return items, alone
 
 
-def open_tts(model: str | Path, codec: str = "narvox", num_threads: int = 2):
+def open_tts(model: str | Path, codec: str = "narvox", num_threads: int = 2, refiner: str | Path | None = None):
     """The synthesizer of a bundle (ONNX Runtime) or a trained model directory (PyTorch), as
-    narvox.TTS runs it."""
+    narvox.TTS runs it (`refiner`: see narvox.TTS.from_pretrained)."""
     from narvox.tts.api import TTS
-    return TTS.from_pretrained(model, num_threads=num_threads, codec=codec).backend
+    return TTS.from_pretrained(model, num_threads=num_threads, codec=codec, refiner=refiner).backend
 
 
 def synthesize(tts, items: list[Item], options: GenerateOptions, batch_size: int = 8,
@@ -126,11 +126,12 @@ def judge_texts(judge: str, wavs: list[np.ndarray], sample_rate: int, num_thread
 
 def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int | None = None,
              judges: tuple[str, ...] = JUDGES, similarity: bool = True, options: GenerateOptions | None = None,
-             num_threads: int = 2, sampling: dict | None = None, seed: int = 0) -> tuple[dict, list[np.ndarray]]:
+             num_threads: int = 2, sampling: dict | None = None, seed: int = 0,
+             refiner: str | Path | None = None) -> tuple[dict, list[np.ndarray]]:
     """Judge a bundle or model directory on a data dir; returns the result and the audio.
     `options` default: `seed` and the sampling narvox.TTS would use (the bundle's, `sampling`
-    over it)."""
-    tts = open_tts(model, codec_dir, num_threads)
+    over it). `refiner`: a pseudo-AR model's separate refiner (narvox.TTS.from_pretrained)."""
+    tts = open_tts(model, codec_dir, num_threads, refiner)
     codec = tts.codec
     data = read_data_dir(data_dir)
     codes = CodesFile(codes_path(data_dir, codec.name))
@@ -147,7 +148,7 @@ def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox",
     audio, seconds = synthesize(tts, items, options)
     real = [data.load_audio(it.utt, sr)[0] for it in items]
     refs = [data.text[it.utt] for it in items]
-    result = {"model": str(model), "data": str(data_dir), "utterances": len(items), "left_out": len(alone),
+    result = {"model": str(model), "refiner": None if refiner is None else str(refiner), "data": str(data_dir), "utterances": len(items), "left_out": len(alone),
               "conditioning": tts.conditioning, "options": repr(options),
               "rtf": seconds / max(1e-9, sum(len(w) for w in audio) / sr), "judges": {}}
     for judge in judges:
@@ -224,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sampling", nargs="*", default=[], metavar="KEY=VALUE",
                    help="sampling over the model's default (as narvox.TTS), e.g. cfg_scale=3.0 top_k=20")
+    p.add_argument("--refiner", help="pseudo-AR models: a masked model that refines codebook 1 (PALLE's two models)")
     args = p.parse_args(argv)
     try:
         sampling = SamplingOptions.parse(args.sampling)
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
         print(learning_curve(args.curve, args.data, args.codec, args.max_utts or 30, tuple(args.judges), sampling))
         return
     result, _ = evaluate(args.model, args.data, args.codec, args.max_utts, tuple(args.judges),
-                         not args.no_similarity, sampling=sampling, seed=args.seed)
+                         not args.no_similarity, sampling=sampling, seed=args.seed, refiner=args.refiner)
     text = markdown(result)
     print(text)
     if args.out:

@@ -108,6 +108,7 @@ class OnnxTTS:
         with np.load(self.bundle.file("voices")) as v:
             self.voices = {str(name): (v[f"codes_{i}"].astype(np.int64), v[f"phones_{i}"].astype(np.int64))
                            for i, name in enumerate(v["names"])}
+        self.refiner = None  # pseudo-AR: another model's graphs that refine codebook 1 (attach_refiner)
 
     def _codec(self, providers, num_threads) -> OnnxCodec:
         """The codec bundle narvox.json names: a shipped name, or a path relative to this bundle."""
@@ -129,7 +130,10 @@ class OnnxTTS:
     def generate(self, phones: list[np.ndarray], prompts: list[np.ndarray],
                  prompt_phones: list[np.ndarray] | None = None, options: decoding.GenerateOptions | None = None
                  ) -> list[np.ndarray]:
-        return self.graphs.generate(self.graphs, phones, prompts, prompt_phones, options or decoding.GenerateOptions())
+        options = options or decoding.GenerateOptions()
+        if self.refiner is not None:
+            return pseudo_ar.generate(self.graphs, phones, prompts, prompt_phones, options, refiner=self.refiner)
+        return self.graphs.generate(self.graphs, phones, prompts, prompt_phones, options)
 
     @property
     def streams(self) -> bool:
@@ -145,6 +149,20 @@ class OnnxTTS:
 
     def decode(self, codes: list[np.ndarray]) -> list[np.ndarray]:
         return decode_codes(self.codec, codes)
+
+
+def attach_refiner(backend, refiner) -> None:
+    """Hands a pseudo-AR backend's refinement of codebook 1 to another model (PALLE's separate
+    stage-2 model): a masked or pseudo-AR backend (OnnxTTS or narvox.tts.api's PyTorch stand-in)
+    on the same codec and conditioning."""
+    if not backend.streams:
+        raise NarvoxError("only the pseudo-AR backend takes a refiner")
+    if not hasattr(refiner.graphs, "levels"):
+        raise NarvoxError("a refiner must be a masked or pseudo-AR model (it refines by mask-predict)")
+    if refiner.codec.identity() != backend.codec.identity() or refiner.conditioning != backend.conditioning:
+        raise NarvoxError(f"the refiner ({refiner.conditioning}, codec {refiner.codec.identity()}) does not match "
+                          f"the pseudo-AR model ({backend.conditioning}, codec {backend.codec.identity()})")
+    backend.refiner = refiner.graphs
 
 
 def decode_codes(codec: OnnxCodec, codes: list[np.ndarray]) -> list[np.ndarray]:

@@ -56,17 +56,17 @@ class TTS:
 
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path = "ar", providers: list[str] | None = None,
-                        num_threads: int = 2, codec: str | Path = "narvox") -> "TTS":
+                        num_threads: int = 2, codec: str | Path = "narvox",
+                        refiner: str | Path | None = None) -> "TTS":
         """A shipped model by name (`ar`), a bundle directory (narvox.json) or a trained model
-        directory (model.pt; it speaks through `codec`, which must be the one it was trained on)."""
-        path = Path(name_or_dir)
-        if (path / "model.pt").is_file() and not (path / MANIFEST).is_file():
-            return cls(_TorchTTS(path, codec, num_threads))
-        if not (locate(name_or_dir, "tts") / MANIFEST).is_file():
-            raise NarvoxError(f"'{name_or_dir}' is neither a shipped TTS model ({', '.join(shipped('tts')) or 'none'}), "
-                              "a bundle directory (narvox.json) nor a model directory (model.pt)")
-        from narvox.runtime.tts import OnnxTTS
-        return cls(OnnxTTS(name_or_dir, providers, num_threads))
+        directory (model.pt; it speaks through `codec`, which must be the one it was trained on).
+        `refiner` (pseudo-AR only): another model, masked, that refines codebook 1 instead of the
+        pseudo-AR model itself (PALLE's two models)."""
+        tts = cls(_open_backend(name_or_dir, providers, num_threads, codec))
+        if refiner is not None:
+            from narvox.runtime.tts import attach_refiner
+            attach_refiner(tts.backend, _open_backend(refiner, providers, num_threads, codec))
+        return tts
 
     @property
     def voices(self) -> list[str]:
@@ -219,6 +219,17 @@ class TTS:
         return text
 
 
+def _open_backend(name_or_dir: str | Path, providers, num_threads: int, codec: str | Path):
+    path = Path(name_or_dir)
+    if (path / "model.pt").is_file() and not (path / MANIFEST).is_file():
+        return _TorchTTS(path, codec, num_threads)
+    if not (locate(name_or_dir, "tts") / MANIFEST).is_file():
+        raise NarvoxError(f"'{name_or_dir}' is neither a shipped TTS model ({', '.join(shipped('tts')) or 'none'}), "
+                          "a bundle directory (narvox.json) nor a model directory (model.pt)")
+    from narvox.runtime.tts import OnnxTTS
+    return OnnxTTS(name_or_dir, providers, num_threads)
+
+
 class _TorchTTS:
     """A trained model directory with the calls of narvox.runtime.tts.OnnxTTS (no shipped voices)."""
 
@@ -240,11 +251,15 @@ class _TorchTTS:
         self.sample_rate = self.codec.sample_rate
         self.tokenizer = load_tokenizer(model_dir)
         self.voices: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.refiner = None
 
     def phones(self, text: str) -> np.ndarray:
         return np.array(self.tokenizer.encode(text), dtype=np.int64)
 
     def generate(self, phones, prompts, prompt_phones, options):
+        if self.refiner is not None:
+            from narvox.tts import pseudo_ar
+            return pseudo_ar.generate(self.graphs, phones, prompts, prompt_phones, options, refiner=self.refiner)
         return type(self.model).loop(self.graphs, phones, prompts, prompt_phones, options)
 
     @property

@@ -56,13 +56,15 @@ def target_frames(prompt_lens: np.ndarray, prompt_phones: list[np.ndarray], phon
 @dataclasses.dataclass
 class Conditioned:
     """A batch ready for a masked model's `levels` graph: text (prefix) or per-frame phone states
-    (aligned), the prompt, and every item's length in frames."""
+    (aligned), the prompt, and every item's length in frames (aligned: `phone_frames`, the frames
+    of each phone [B, L])."""
     text: np.ndarray | None
     text_lens: np.ndarray
     prompt: np.ndarray
     prompt_lens: np.ndarray
     frame_cond: np.ndarray | None
     lengths: np.ndarray
+    phone_frames: np.ndarray | None = None
 
     @property
     def real(self) -> np.ndarray:
@@ -71,23 +73,30 @@ class Conditioned:
 
 
 def condition(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.ndarray],
-              prompt_phones: list[np.ndarray] | None, options: GenerateOptions) -> Conditioned:
+              prompt_phones: list[np.ndarray] | None, options: GenerateOptions,
+              like: Conditioned | None = None) -> Conditioned:
     """Encodes the text and sets every item's length: the duration predictor's (aligned), the
-    prompt's speaking rate or the user's durations (prefix)."""
+    prompt's speaking rate or the user's durations (prefix). `like`: a batch another model
+    conditioned, whose lengths (and frames per phone) this one keeps, so that it can work on
+    that model's codes (the pseudo-AR backend's separate refiner)."""
     q, b = graphs.n_codebooks, len(phones)
     check_inputs(q, phones, prompts, prompt_phones, options)
     prompt, prompt_lens = pad([p[:q] for p in prompts])
     if graphs.conditioning == "aligned":
         ph, lens = pad(phones)
         states, log_d = graphs.encode(ph, lens, prompt, prompt_lens)
-        durations = phone_durations(log_d, lens, options)
+        durations = like.phone_frames if like is not None else phone_durations(log_d, lens, options)
         lengths = durations.sum(1)
         return Conditioned(None, np.zeros(b, dtype=np.int64), prompt, prompt_lens,
-                           regulate(states, durations, int(lengths.max())), lengths)
+                           regulate(states, durations, int(lengths.max())), lengths, durations)
     if prompt_phones is None:
         raise ValueError("the prefix conditioning needs the prompt's phones")
-    lengths = (np.asarray(options.durations, dtype=np.int64) if options.durations is not None
-               else target_frames(prompt_lens, prompt_phones, phones))
+    if like is not None:
+        lengths = like.lengths
+    elif options.durations is not None:
+        lengths = np.asarray(options.durations, dtype=np.int64)
+    else:
+        lengths = target_frames(prompt_lens, prompt_phones, phones)
     text, text_lens = pad([np.concatenate([pp, p]) for pp, p in zip(prompt_phones, phones)])
     text, _ = graphs.encode(text, text_lens, prompt, prompt_lens)
     return Conditioned(text, text_lens, prompt, prompt_lens, None, lengths)

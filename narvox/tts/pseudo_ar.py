@@ -8,7 +8,10 @@ at most once (PALLE's stage 2). Codebooks 2..Q follow as in the masked backend, 
 level at a time (narvox.tts.mask_predict), since PALLE itself speaks a single token stream.
 
 It runs against the same graphs as the masked backend (MaskedGraphs): only the order in which
-codes are filled in differs.
+codes are filled in differs. PALLE refines with a second model trained by random masking; here
+the pseudo-AR model is trained to refine too (one joint model), and `generate(..., refiner=)`
+hands refinement to another model instead, a masked backend's on the same codec and
+conditioning (two separate models, PALLE's choice), so that both can be measured.
 
 `steps` counts the mask-predict passes of levels 2..Q. Streaming (`stream`) finishes every level
 of a span before the next span: after codebook 1's pass keeps the span, one greedy pass per level
@@ -78,15 +81,22 @@ def refine(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, confiden
         refined |= masked
 
 
-def fill_first_level(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, options: GenerateOptions,
-                     rngs) -> None:
-    """Codebook 1 span by span, then refined."""
-    refine(graphs, batch, codes, spans(graphs, batch, codes, options, rngs), options, rngs)
-
-
 def generate(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.ndarray],
-             prompt_phones: list[np.ndarray] | None, options: GenerateOptions) -> list[np.ndarray]:
-    """What TtsBackend.generate promises: per item codes [Q, F]."""
+             prompt_phones: list[np.ndarray] | None, options: GenerateOptions,
+             refiner: MaskedGraphs | None = None) -> list[np.ndarray]:
+    """What TtsBackend.generate promises: per item codes [Q, F]. Codebook 1 span by span, then
+    refined by `graphs` or by the `refiner` model, conditioned on the same frames per phone."""
+    if refiner is not None and (refiner.conditioning, refiner.n_codebooks) != (graphs.conditioning, graphs.n_codebooks):
+        raise ValueError(f"the refiner ({refiner.conditioning}, {refiner.n_codebooks} codebooks) does not match the "
+                         f"pseudo-AR model ({graphs.conditioning}, {graphs.n_codebooks} codebooks)")
+
+    def fill_first_level(graphs, batch, codes, options, rngs):
+        confidence = spans(graphs, batch, codes, options, rngs)
+        if refiner is None:
+            refine(graphs, batch, codes, confidence, options, rngs)
+        else:
+            refine(refiner, condition(refiner, phones, prompts, prompt_phones, options, like=batch), codes,
+                   confidence, options, rngs)
     return mask_predict.generate(graphs, phones, prompts, prompt_phones, options, fill_first_level)
 
 
