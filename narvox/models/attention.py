@@ -64,9 +64,18 @@ class MultiHeadAttention(nn.Module):
             k, v = self.project_kv(x if memory is None else memory)
             if cache is not None:
                 k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        attn_mask = None if mask is None else mask.unsqueeze(1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        else:
+            # An additive mask with a finite floor, and rows that may attend to nothing (padding,
+            # an empty memory) zeroed after: the same result as a boolean mask, whose export
+            # cleans those rows' NaNs with two more passes over every [B, heads, Tq, Tk] score,
+            # half the attention time of ONNX Runtime on CPU.
+            allowed = mask.unsqueeze(1)
+            floor = max(-1e9, torch.finfo(q.dtype).min / 2)
+            bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, floor)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
+            y = y * allowed.any(-1, keepdim=True).to(y.dtype)
         b, _, t, _ = y.shape
         return self.out(y.transpose(1, 2).reshape(b, t, -1)), (k, v)
 
