@@ -10,7 +10,7 @@ chains them, each applied with its own probability `p`, from a config such as
               telephone: {p: 0.1}, compression: {p: 0.1}, gain: {p: 0.5}}
 
 `VocalTract` works on fbank instead (a warp of the mel axis, VTLP), after feature extraction.
-The libraries do the acoustics: soxr resampling, torchaudio's phase-vocoder pitch shift,
+The libraries do the acoustics: soxr resampling, librosa's phase-vocoder pitch shift,
 pyroomacoustics' image-source room impulse responses, libsndfile's mu-law, GSM, MP3 and Opus.
 """
 from __future__ import annotations
@@ -49,19 +49,18 @@ class Speed:
 
 @dataclass
 class Pitch:
-    """Pitch shift by a whole number of semitones, length kept (torchaudio's phase vocoder)."""
+    """Pitch shift by a whole number of semitones, length kept (librosa's phase vocoder and soxr;
+    torchaudio's pitch_shift takes seconds per utterance on CPU, a resampling kernel of the
+    ratio's full fraction)."""
     semitones: tuple[int, int] = (-3, 3)
     p: float = 0.3
 
     def __call__(self, x: Wave, sr: int, rng: np.random.Generator) -> Wave:
-        import torch
-        import torchaudio.functional as F
+        import librosa
         steps = int(rng.integers(self.semitones[0], self.semitones[1] + 1))
         if steps == 0:
             return x
-        with torch.no_grad():
-            y = F.pitch_shift(torch.from_numpy(np.ascontiguousarray(x))[None], sr, steps)[0]
-        return y.numpy().astype(np.float32)
+        return librosa.effects.pitch_shift(x, sr=sr, n_steps=steps).astype(np.float32)
 
 
 def colored_noise(n: int, exponent: float, rng: np.random.Generator) -> Wave:
