@@ -6,7 +6,7 @@ import logging
 import sys
 
 import narvox
-from narvox.cli import codec, corpus, data, export, synthesize, transcribe
+from narvox.cli import codec, corpus, data, export, serve, synthesize, transcribe
 from narvox.cli.args import UsageError
 from narvox.errors import NarvoxError
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="default INFO (WARNING for demo)")
     sub = parser.add_subparsers(dest="command", required=True)  # subparsers are _Parser too
-    for group in (corpus, data, transcribe, synthesize, export, codec):
+    for group in (corpus, data, transcribe, synthesize, export, codec, serve):
         group.add_parsers(sub)
     return parser
 

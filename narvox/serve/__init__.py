@@ -1,0 +1,1 @@
+"""The HTTP server (`narvox serve`): narvox.serve.app."""
