@@ -19,7 +19,8 @@ system-deps:
 demo: $(STAMP) system-deps
 	$(PYTHON) -m narvox demo --size $(SIZE) --nj $(NJ)
 
-test: $(STAMP) system-deps
+test: $(STAMP)
+	bash tools/install_system_deps.sh --test
 	$(PYTHON) -m pytest -q tests
 
 clean-venv:

@@ -4,12 +4,14 @@ naming the problem while the server keeps serving; concurrent requests batched, 
 transcripts of serial ones."""
 import io
 import json
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -18,6 +20,7 @@ import soundfile as sf
 
 from narvox.serve.app import Models, ServeConfig, create_app
 
+SCREENSHOT = Path(__file__).resolve().parents[1] / "bench" / "results" / "serve_page.png"  # what the test saw
 CONFIG = dict(asr={"ctc": "ctc", "paraformer": "paraformer"}, max_wait=0.05, num_threads=1,
               max_upload_bytes=2_000_000, max_audio_seconds=60)
 
@@ -192,3 +195,43 @@ print(json.dumps(sorted(k for k in sys.modules if k.split(".")[0] in ("torch", "
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.skipif(not shutil.which("chromedriver"), reason="no headless browser (make test installs chromium)")
+def test_web_page_in_a_real_browser(server, speech_files, tmp_path):
+    """Debian's Chromium, headless: upload a file and read its transcript with timestamps, then
+    synthesize with every backend and get a playable audio element per backend."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    url, _ = server
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1100,1300"):
+        options.add_argument(flag)
+    options.binary_location = shutil.which("chromium")
+    browser = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        browser.get(url + "/")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#asr-model option")) == 2)
+        upload = tmp_path / "speech.flac"
+        upload.write_bytes(speech_files[0])
+        browser.find_element(By.ID, "audio-file").send_keys(str(upload))
+        browser.find_element(By.ID, "transcribe").click()
+        wait.until(lambda b: b.find_element(By.ID, "transcript").text not in ("", "…"))
+        model = browser.find_element(By.ID, "asr-model").get_attribute("value")
+        expected = transcribe(url, speech_files[0], model).json()["text"]
+        assert browser.find_element(By.ID, "transcript").text == expected
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#segments tr")) >= 2  # header + a timed segment
+        browser.find_element(By.ID, "speak").click()
+        wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#backends audio")) == 2)
+        durations = wait.until(lambda b: b.execute_script(
+            "const a = [...document.querySelectorAll('#backends audio')];"
+            "return a.every(x => x.readyState >= 1) ? a.map(x => x.duration) : null;"))
+        assert all(d > 0.1 for d in durations)  # both backends' audio decodes in the browser
+        assert "made in" in browser.find_element(By.ID, "backends").text
+        browser.save_screenshot(str(SCREENSHOT))
+        assert SCREENSHOT.stat().st_size > 0
+    finally:
+        browser.quit()

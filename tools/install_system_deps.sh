@@ -2,6 +2,8 @@
 # Installs the Debian packages narvox's corpus and recipes use, only when one is missing.
 set -euo pipefail
 packages=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox fortunes)
+# --test: also a headless browser, in which tests/test_serve.py drives narvox serve's web page
+if [ "${1:-}" = "--test" ]; then packages+=(chromium chromium-driver); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
