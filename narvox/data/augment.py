@@ -140,12 +140,12 @@ class Reverb:
         from scipy.signal import fftconvolve
         bank = self._bank.setdefault(sr, [])
         if len(bank) < self.bank_size:
-            bank.append(room_impulse_response(sr, _uniform(rng, self.rt60), rng))
+            rir = room_impulse_response(sr, _uniform(rng, self.rt60), rng)
+            # banked from the direct path on, so the speech is not delayed against its transcript
+            bank.append(rir[int(np.argmax(np.abs(rir))):])
             rir = bank[-1]
         else:
             rir = bank[int(rng.integers(len(bank)))]
-        # start at the direct path, so the speech is not delayed against its transcript timing
-        rir = rir[int(np.argmax(np.abs(rir))):]
         y = fftconvolve(x, rir)[:len(x)]
         return (y * rms(x) / rms(y)).astype(np.float32)
 
