@@ -5,15 +5,20 @@ without (one request at a time), for transcription of 5 s files and for synthesi
   python bench/serve.py --data egs/synth_en/corpus/full/test_seen --asr ctc --tts ar
 
 Each setting sends `--requests` requests (at least one per client) and stops early after
-`--max-seconds`. The server runs in this process on uvicorn, as `narvox serve` runs it.
-Writes bench/results/serve.json and serve.md.
+`--max-seconds`. The server is the `narvox serve` command in a process of its own, so the clients
+(threads of this process) do not take its interpreter lock. Beside the load figure, the recognizer
+alone transcribes the same 16 files as 16 batches of one and as one batch of 16: the most that
+batching can give on this CPU, whatever the server does. Writes bench/results/serve.json and serve.md.
 """
 from __future__ import annotations
 
 import argparse
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +29,6 @@ import numpy as np
 import soundfile as sf
 
 from narvox.data import read_data_dir
-from narvox.serve.app import ServeConfig, create_app
 
 SENTENCES = ["The quick brown fox jumps over the lazy dog.", "Please call me back after lunch.",
              "It rained all day in the city.", "We will meet at the station at nine."]
@@ -43,24 +47,52 @@ def five_second_files(data_dir: Path, count: int) -> list[bytes]:
 
 
 class Server:
-    def __init__(self, config: ServeConfig):
-        import uvicorn
+    """`narvox serve --asr ASR --tts TTS ...` on a free loopback port, stopped by SIGTERM."""
+
+    def __init__(self, *options: str):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.command = [sys.executable, "-m", "narvox", "serve", "--port", str(self.port), *options]
 
     def __enter__(self) -> str:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.perf_counter() + 120
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"narvox serve exited: {self.process.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    return url
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.process.kill()
+        raise RuntimeError("narvox serve did not answer /health within 120 s")
 
     def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(60)
+        self.process.terminate()
+        self.process.wait(60)
+
+
+def model_alone(asr_name: str, files: list[bytes], threads: int, repeats: int = 3) -> dict:
+    """Seconds the recognizer takes for `files` as batches of one and as one batch (best of
+    `repeats`): the ceiling of what dynamic batching can gain."""
+    from narvox import ASR
+    asr = ASR.from_pretrained(asr_name, num_threads=threads)
+    audio = [sf.read(io.BytesIO(f), dtype="float32")[0] for f in files]
+    asr.transcribe(audio[:2], batch_size=2)  # warm-up
+    times = {}
+    for name, size in (("batch_1_s", 1), (f"batch_{len(audio)}_s", len(audio))):
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            asr.transcribe(audio, batch_size=size)
+            runs.append(time.perf_counter() - start)
+        times[name] = min(runs)
+    return {"files": len(audio), **times}
 
 
 def load(send, clients: int, requests: int, max_seconds: float) -> dict:
@@ -102,9 +134,9 @@ def main() -> None:
     files = five_second_files(args.data, 16)
     rows = []
     for batching, max_batch in (("dynamic batching", 16), ("one at a time", 1)):
-        config = ServeConfig(asr={args.asr: args.asr}, tts={args.tts: args.tts}, max_batch=max_batch,
-                             max_wait=0.02, max_queue=256, num_threads=args.threads)
-        with Server(config) as url:
+        options = ["--asr", args.asr, "--tts", args.tts, "--max-batch", str(max_batch), "--max-wait-ms", "20",
+                   "--max-queue", "256", "--num-threads", str(args.threads)]
+        with Server(*options) as url:
             def transcribe(http, i):
                 r = http.post(f"{url}/v1/audio/transcriptions", data={"model": args.asr},
                               files={"file": ("five.flac", files[i % len(files)], "audio/flac")})
@@ -121,8 +153,10 @@ def main() -> None:
                     row = {"task": task, "serving": batching, **load(send, clients, n, args.max_seconds)}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+    alone = model_alone(args.asr, files, args.threads)
+    print(json.dumps(alone), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"asr": args.asr, "tts": args.tts, "threads": args.threads, "rows": rows}
+    result = {"asr": args.asr, "tts": args.tts, "threads": args.threads, "rows": rows, "model_alone": alone}
     (args.out / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "serve.md").write_text(markdown(result))
     print(markdown(result))
@@ -130,7 +164,8 @@ def main() -> None:
 
 def markdown(result: dict) -> str:
     rows = result["rows"]
-    lines = [f"`narvox serve` on loopback, {result['threads']} threads, ASR `{result['asr']}`, TTS `{result['tts']}`.",
+    lines = [f"`narvox serve` (its own process) on loopback, {result['threads']} threads, ASR `{result['asr']}`, "
+             f"TTS `{result['tts']}`.",
              "", "| task | serving | clients | requests | requests/s | p50 s | p95 s |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['serving']} | {r['clients']} | {r['requests']} | {r['rps']:.2f} | "
@@ -141,8 +176,13 @@ def markdown(result: dict) -> str:
             alone = next(x for x in rows if x["serving"] == "one at a time" and x["task"] == r["task"]
                          and x["clients"] == r["clients"])
             gains.append(f"| {r['task']} | {r['clients']} | {r['rps'] / alone['rps']:.2f}x |")
+    alone = result["model_alone"]
+    n = alone["files"]
+    ceiling = [f"The recognizer alone on the same {n} files (no HTTP, no decoding of the upload): "
+               f"{alone['batch_1_s']:.3f} s as {n} batches of one, {alone[f'batch_{n}_s']:.3f} s as one batch of {n}: "
+               f"batching gains at most {alone['batch_1_s'] / alone[f'batch_{n}_s']:.2f}x here."]
     return "\n".join(lines + ["", "Throughput of dynamic batching over one at a time:", "",
-                              "| task | clients | gain |", "|---|---|---|", *gains]) + "\n"
+                              "| task | clients | gain |", "|---|---|---|", *gains, "", *ceiling]) + "\n"
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ class CountingGraphs:
 
     def __init__(self, graphs):
         self.graphs, self.calls = graphs, 0
-        for name in ("conditioning", "n_codebooks", "codebook_size", "d_model"):
+        for name in ("conditioning", "n_codebooks", "codebook_size", "d_model", "lookahead"):
             setattr(self, name, getattr(graphs, name, None))
 
     def __getattr__(self, name):

@@ -20,6 +20,8 @@ def tiny_model_dir(tmp_path, conditioning, kind="valle"):
     torch.manual_seed(0)
     config = dict(kind=kind, conditioning=conditioning, codebook_size=1024, n_codebooks=3, d_model=32, n_heads=2,
                   d_ff=64, phone_layers=1, layers=2, residual_layers=1, align_dim=16, dropout=0.0)
+    if kind == "par":  # steps on a window: the runtime must read the look-ahead from the bundle
+        config["par_lookahead"] = 2
     symbols = ["a", "b", "d", "e", "i", "k", "l", "m", "n", "o", "s", "t", "u", "|", "ð", "ə", "ɪ"]
     tokenizer = PhoneTokenizer(TokenTable([*RESERVED, *symbols]))
     model = build_model(config, len(tokenizer))

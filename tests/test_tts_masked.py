@@ -27,7 +27,7 @@ def test_draw_masks_respects_lengths_ratio_and_spans():
 
 
 def test_schedule_and_length_rule():
-    assert steps_per_level(4, None) == [16, 4, 2, 1] and steps_per_level(2, (3, 2, 1)) == [3, 2]
+    assert steps_per_level(4, None) == [8, 2, 1, 1] and steps_per_level(2, (3, 2, 1)) == [3, 2]
     with pytest.raises(ValueError):
         steps_per_level(2, (0,))
     # the prompt speaks 4 phones in 20 frames: 6 phones take 30

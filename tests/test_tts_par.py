@@ -21,18 +21,26 @@ def test_prefix_masks_give_a_known_prefix_and_score_the_span_after_it():
     assert pseudo_ar.span_frames(np.array([100, 45, 5, 1]), 0.1).tolist() == [10, 5, 1, 1]  # ceil, as decoding
     assert pseudo_ar.span_frames(np.array([100]), 0.07).tolist() == [7]  # not 8 by float error
     for _ in range(20):
-        known, scored = prefix_masks(lengths, 100, 0.1)
+        known, scored, end = prefix_masks(lengths, 100, 0.1)
         for i, n in enumerate(lengths.tolist()):
             start = int(known[i].sum())
             assert known[i, :start].all() and not known[i, start:].any()  # a prefix
             k = max(1, math.ceil(0.1 * n))
             assert scored[i].sum() == k and scored[i, start:start + k].all()  # the k frames after it
-            assert start + k <= n  # never past the item
+            assert start + k <= n and end[i] == start + k  # never past the item
+    ks = set()
+    for _ in range(50):  # a share drawn per item between par_span and par_span_max
+        known, scored, end = prefix_masks(lengths, 100, 0.1, 0.3)
+        assert (scored.sum(1) >= torch.tensor([10, 5, 1, 1])).all() and (scored.sum(1) <= torch.tensor([30, 14, 2, 1])).all()
+        assert torch.equal(end, known.sum(1) + scored.sum(1))
+        ks.add(int(scored[0].sum()))
+    assert len(ks) > 5
 
 
 def test_par_loss_falls():
     torch.manual_seed(0)
     assert_loss_falls(PseudoArTTS(tiny_config("aligned")))
+    assert_loss_falls(PseudoArTTS(tiny_config("aligned", par_span_max=0.3, par_lookahead=3)))
 
 
 class Recording:
@@ -42,6 +50,7 @@ class Recording:
         self.graphs, self.unknown = graphs, []
         self.conditioning, self.n_codebooks = graphs.conditioning, graphs.n_codebooks
         self.codebook_size, self.encode = graphs.codebook_size, graphs.encode
+        self.lookahead = graphs.lookahead
 
     def levels(self, *args):
         level, known = args[-2], args[-1]
@@ -91,6 +100,37 @@ def test_a_separate_refiner_refines_the_spans_on_the_same_frames(conditioning):
     other = MaskedTTS(tiny_config("prefix" if conditioning == "aligned" else "aligned")).eval()
     with pytest.raises(ValueError, match="refiner"):
         pseudo_ar.generate(par.graphs(), phones, prompts, prompt_phones, options, refiner=other.graphs())
+
+
+def test_a_lookahead_model_steps_on_a_window_and_each_row_as_alone():
+    """par_lookahead: each span pass reads the frames made so far, the span and `lookahead`
+    frames after it (a narrower batch), and no row depends on its batch-mates."""
+    torch.manual_seed(0)
+    model = PseudoArTTS(tiny_config("aligned", par_lookahead=3)).eval()
+    phones, _, prompts, prompt_phones = [[x.numpy() for x in xs] for xs in toy_items()]
+    options = GenerateOptions(sampling=SamplingOptions(temperature=1.0, top_k=5), seed=4, durations=None, span=0.25,
+                              refine_steps=2)
+    graphs = Recording(model.graphs())
+    codes = pseudo_ar.generate(graphs, phones, prompts, prompt_phones, options)
+    lengths = np.array([c.shape[1] for c in codes])
+    span = pseudo_ar.span_frames(lengths, 0.25)
+    passes = graphs.unknown[:4]
+    for step, unknown in enumerate(passes):
+        made = np.minimum(step * span, lengths)
+        ends = np.where(made >= lengths, 1, np.minimum(lengths, made + span + 3))
+        assert unknown.shape[1] == ends.max()
+        for i in range(3):  # the window: unfinished frames up to its end, none past it
+            assert unknown[i, made[i]:ends[i]].all() and not unknown[i, :made[i]].any()
+            assert not unknown[i, max(ends[i], made[i]):].any()
+    assert passes[0].shape[1] < lengths.max()
+    assert all(u.shape[1] == lengths.max() for u in graphs.unknown[4:])  # refinement reads the whole target
+    for i in range(3):
+        alone = pseudo_ar.generate(model.graphs(), phones[i:i + 1], prompts[i:i + 1], prompt_phones[i:i + 1], options)
+        assert np.array_equal(alone[0], codes[i])
+    whole = pseudo_ar.generate(model.graphs(), phones, prompts, prompt_phones,
+                               GenerateOptions(sampling=options.sampling, seed=4, span=0.25, refine_steps=2,
+                                               lookahead=10 ** 6))
+    assert [c.shape for c in whole] == [c.shape for c in codes]
 
 
 def test_options_refuse_a_span_out_of_range():

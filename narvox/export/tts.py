@@ -134,8 +134,8 @@ def export_tts(model_dir: str | Path, out_dir: str | Path, voices_from: str | Pa
                             kind.graphs["residual"], [*level_axes, {0: "B", 1: "T"}]))
         settings = {"layers": c.layers, "heads": c.n_heads, "head_dim": d // c.n_heads}
     else:
-        if config["kind"] == "par":  # the span it was trained to extend: decoding's default
-            settings = {"span": c.par_span}
+        if config["kind"] == "par":  # the span it was trained to extend (decoding's default), its look-ahead
+            settings = {"span": c.par_span, "lookahead": c.par_lookahead}
         known = torch.rand(b, t) < 0.5
         paths.append(export(_LevelsGraph(model.levels, whole_levels=False), (*level_args, known), files["levels"],
                             kind.graphs["levels"], [*level_axes, {0: "B", 1: "T"}, {0: "B", 1: "T"}]))

@@ -27,6 +27,7 @@ class _Graphs:
         m = bundle.settings
         self.conditioning, self.n_codebooks, self.codebook_size = m["conditioning"], m["n_codebooks"], m["codebook_size"]
         self.d_model = m["d_model"]
+        self.lookahead = m.get("lookahead")  # pseudo-AR: frames past the span a step reads (None: all)
         self.sessions = {role: GraphSession(bundle, role, providers, num_threads)
                          for role, name in bundle.files.items() if name.endswith(".onnx")}
 

@@ -59,11 +59,17 @@ class TtsConfig:
     min_mask_ratio: float = 0.1
     mask_span: int = 1
     # the pseudo-AR backend (PALLE) on codebook 1: the share of the target scored after a known
-    # prefix (k = 0.1 T), the share of its codebook-1 items trained so (the others learn the
-    # refinement: frames masked with probability refine_mask)
+    # prefix (k = 0.1 T; drawn per item up to par_span_max when that is set, so that decoding
+    # may fix any share in between per step), the share of its codebook-1 items trained so (the
+    # others learn the refinement: frames masked with probability refine_mask), and how many
+    # frames past the span a step sees (aligned conditioning; None: the whole target, PALLE's):
+    # each frame knows its phone, so a step needs only a little of what follows, and a step that
+    # reads prefix + span + look-ahead instead of the whole target is cheaper, the first most
     par_span: float = 0.1
+    par_span_max: float | None = None
     par_share: float = 0.7
     refine_mask: float = 0.1
+    par_lookahead: int | None = None
 
     def __post_init__(self):
         if self.conditioning not in CONDITIONINGS:

@@ -24,7 +24,8 @@ class GenerateOptions:
     its end token (speech here runs at about 4 frames per phone). `steps`: the masked backend's
     mask-predict passes per codebook level, coarse to fine (the pseudo-AR backend's for levels 2..Q).
     `span`: the share of the target the pseudo-AR backend fixes per step (0.1: 10 steps);
-    `refine_steps`: its refinement passes over codebook 1 afterwards."""
+    `refine_steps`: its refinement passes over codebook 1 afterwards; `lookahead`: the frames past
+    the span a pseudo-AR step reads (None: the model's own, its graphs' `lookahead`)."""
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     seed: int | None = None
     durations: tuple[int, ...] | None = None
@@ -33,6 +34,7 @@ class GenerateOptions:
     steps: tuple[int, ...] | None = None  # masked backend: passes per codebook level (None: its default)
     span: float = 0.1
     refine_steps: int = 7
+    lookahead: int | None = None
 
     def __post_init__(self):
         if self.speed <= 0:
@@ -43,6 +45,8 @@ class GenerateOptions:
             raise ValueError(f"span must be in (0, 1], got {self.span}")
         if self.refine_steps < 0:
             raise ValueError(f"refine_steps must be >= 0, got {self.refine_steps}")
+        if self.lookahead is not None and self.lookahead < 0:
+            raise ValueError(f"lookahead must be >= 0, got {self.lookahead}")
 
 
 class ValleGraphs(Protocol):

@@ -82,6 +82,7 @@ class _TorchGraphs:
         self.model = model
         self.conditioning = model.config.conditioning
         self.n_codebooks, self.codebook_size = model.config.n_codebooks, model.config.codebook_size
+        self.lookahead = model.config.par_lookahead  # pseudo-AR: frames past the span a step reads
 
     @torch.no_grad()
     def encode(self, phones, phone_lens, prompt, prompt_lens):

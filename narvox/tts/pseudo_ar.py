@@ -13,6 +13,11 @@ the pseudo-AR model is trained to refine too (one joint model), and `generate(..
 hands refinement to another model instead, a masked backend's on the same codec and
 conditioning (two separate models, PALLE's choice), so that both can be measured.
 
+A model trained with a look-ahead (par_lookahead, aligned conditioning; its graphs' `lookahead`,
+or GenerateOptions.lookahead) is run on a window per step: the frames made so far, the span and
+`lookahead` frames after it; the frames past the window are what a later step will see.
+Refinement and levels 2..Q read the whole target.
+
 `steps` counts the mask-predict passes of levels 2..Q. Streaming (`stream`) finishes every level
 of a span before the next span: after codebook 1's pass keeps the span, one greedy pass per level
 above (whatever `steps`) predicts that level for the span and, as drafts the next levels read,
@@ -21,6 +26,7 @@ refinement is left out, since it would revise audio already played.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterator
 
 import numpy as np
@@ -40,6 +46,22 @@ def span_frames(lengths: np.ndarray, span: float) -> np.ndarray:
     return np.maximum(1, np.ceil(np.round(span * np.asarray(lengths), 6))).astype(np.int64)
 
 
+def lookahead_of(graphs: MaskedGraphs, options: GenerateOptions) -> int | None:
+    return options.lookahead if options.lookahead is not None else getattr(graphs, "lookahead", None)
+
+
+def window(batch: Conditioned, made: np.ndarray, span: np.ndarray, lookahead: int | None) -> Conditioned:
+    """What a step reads: each item's frames up to `lookahead` past its next span (`made` frames
+    made so far), the whole target when lookahead is None or the conditioning is prefix (whose
+    frames know their text only through the target's length). A finished item keeps one frame,
+    so that it does not widen its batch-mates' window."""
+    if lookahead is None or batch.frame_cond is None:
+        return batch
+    ends = np.where(made >= batch.lengths, 1, np.minimum(batch.lengths, made + span + lookahead))
+    return dataclasses.replace(batch, frame_cond=batch.frame_cond[:, :int(ends.max())], lengths=ends,
+                               phone_frames=None)
+
+
 def spans(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, options: GenerateOptions,
                 rngs) -> np.ndarray:
     """Codebook 1 of codes [B, Q, T] in place, a span per pass; returns each code's probability
@@ -48,16 +70,20 @@ def spans(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, options: 
     real = batch.real
     span = span_frames(batch.lengths, options.span)
     known = ~real
+    made = np.zeros(b, dtype=np.int64)
     confidence = np.ones((b, t))
     while not known.all():
-        rows, frames, drawn, p = predict(graphs, batch, codes, known, 0, options.sampling,
-                                         options.sampling.temperature, rngs)
+        seen = window(batch, made, span, lookahead_of(graphs, options))
+        width = seen.frame_cond.shape[1] if seen is not batch else t
+        rows, frames, drawn, p = predict(graphs, seen, codes[:, :, :width], known[:, :width] | ~seen.real, 0,
+                                         options.sampling, options.sampling.temperature, rngs)
         # np.nonzero lists each row's unfinished frames left to right, rows in order
         rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
         keep = rank < span[rows]
         rows, frames = rows[keep], frames[keep]
         codes[rows, 0, frames], confidence[rows, frames] = drawn[keep], p[keep]
         known[rows, frames] = True
+        made = np.minimum(made + span, batch.lengths)
     return confidence
 
 
@@ -115,11 +141,14 @@ def stream(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.ndar
     final = np.zeros(b, dtype=np.int64)
     frame = np.arange(t)[None]
     while (final < batch.lengths).any():
-        done = (frame < final[:, None]) | ~batch.real
+        seen = window(batch, final, span, lookahead_of(graphs, options))
+        width = seen.frame_cond.shape[1] if seen is not batch else t
+        done = ((frame < final[:, None]) | ~batch.real)[:, :width] | ~seen.real
         now = np.minimum(final + span, batch.lengths)
         for level in range(q):  # codebook 1 for the span (drafts after it), then each level above
             temperature = options.sampling.temperature if level == 0 else 0.0  # levels above: greedy (VALL-E)
-            rows, frames, drawn, _ = predict(graphs, batch, codes, done, level, options.sampling, temperature, rngs)
+            rows, frames, drawn, _ = predict(graphs, seen, codes[:, :, :width], done, level, options.sampling,
+                                             temperature, rngs)
             codes[rows, level, frames] = drawn
         final = now
         yield codes, final
