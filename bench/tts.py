@@ -35,15 +35,10 @@ import numpy as np
 from narvox.audio import write_audio
 from narvox.codecs.dump import CodesFile, codes_path
 from narvox.data import read_data_dir
-from narvox.recipes.tts_eval import choose_prompts, evaluate, markdown as quality_markdown, open_tts, synthesize
+from narvox.recipes.tts_eval import (choose_prompts, default_options, evaluate, markdown as quality_markdown,
+                                     open_tts, synthesize)
 from narvox.tts import pseudo_ar
 from narvox.tts.decoding import GenerateOptions
-from narvox.tts.sampling import SamplingOptions
-
-
-def default_options(tts) -> GenerateOptions:
-    """Seed 0 and the sampling narvox.TTS uses with this system (its bundle's default)."""
-    return GenerateOptions(seed=0, sampling=SamplingOptions(**tts.sampling))
 
 
 class CountingGraphs:
@@ -155,16 +150,19 @@ def plot(panels: list[tuple[str, np.ndarray]], sr: int, title: str, path: Path) 
 
 
 def step_curve(bundle: Path, refiner: Path | None, tts, items, frames, args) -> list[dict]:
-    """A masked or pseudo-AR system at each --step-settings (passes per codebook level): ctc
-    judge WER/CER on the first --curve-utts seen-voice sentences, and speed at batch 1."""
+    """A masked system at each --step-settings (passes per codebook level), a pseudo-AR one at
+    each --spans (its share of the target per step: 1/span passes): ctc judge WER/CER on the first
+    --curve-utts seen-voice sentences, and speed at batch 1."""
+    settings = [{"span": s} for s in args.spans] if tts.streams else [{"steps": s} for s in args.step_settings]
     rows = []
-    for setting in args.step_settings:
-        options = dataclasses.replace(default_options(tts), steps=setting)
+    for setting in settings:
+        options = dataclasses.replace(default_options(tts), **setting)
         quality, _ = evaluate(bundle, args.data, max_utts=args.curve_utts, judges=("ctc",), similarity=False,
                               options=options, num_threads=args.threads, refiner=refiner)
         s = speed(tts, items, frames, batch_sizes=(1,), options=options)
         j = quality["judges"]["ctc"]
-        rows.append({"steps": list(setting), "wer": j["wer_tts"], "cer": j["cer_tts"], "wer_real": j["wer_real"],
+        label = f"span {setting['span']}" if "span" in setting else ",".join(map(str, setting["steps"]))
+        rows.append({"setting": label, "wer": j["wer_tts"], "cer": j["cer_tts"], "wer_real": j["wer_real"],
                      "rtf_batch1": s["rtf_batch1"], "forward_passes_per_second": s["forward_passes_per_second"]})
     return rows
 
@@ -177,7 +175,7 @@ def plot_tradeoff(systems: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, r in systems.items():
         q = r["quality"]["seen voices"]["judges"].get("ctc")
-        points = [(row["rtf_batch1"], row["wer"], ",".join(map(str, row["steps"]))) for row in r.get("step_curve", [])]
+        points = [(row["rtf_batch1"], row["wer"], row["setting"]) for row in r.get("step_curve", [])]
         if q and not points:
             points = [(r["speed"]["onnxruntime"]["rtf_batch1"], q["wer_tts"], "")]
         xs, ys, labels = zip(*points) if points else ((), (), ())
@@ -243,11 +241,11 @@ def markdown(result: dict) -> str:
                   f"{s['mean_chunk_interval_s']:.3f} | {s['max_abs_difference']:.2e} |" for name, s in streams.items()]
     for name, r in systems.items():
         if r.get("step_curve"):
-            lines += ["", f"{name}: passes per codebook level (pseudo-AR: levels 2..Q) against quality (ctc judge, "
-                          "seen voices) and speed", "",
-                      "| steps | WER % | CER % | WER ratio | RTF batch 1 | forward passes / s of audio |",
+            lines += ["", f"{name}: passes per codebook level (masked) or share of the target per step (pseudo-AR) "
+                          "against quality (ctc judge, seen voices) and speed", "",
+                      "| setting | WER % | CER % | WER ratio | RTF batch 1 | forward passes / s of audio |",
                       "|---|---|---|---|---|---|"]
-            lines += [f"| {','.join(map(str, c['steps']))} | {c['wer']:.1f} | {c['cer']:.1f} | "
+            lines += [f"| {c['setting']} | {c['wer']:.1f} | {c['cer']:.1f} | "
                       f"{c['wer'] / max(c['wer_real'], 1e-9):.2f} | {c['rtf_batch1']:.3f} | "
                       f"{c['forward_passes_per_second']:.1f} |" for c in r["step_curve"]]
     for name, r in systems.items():
@@ -300,7 +298,9 @@ def main(argv=None) -> None:
     p.add_argument("--judges", nargs="*", default=["ctc", "pocketsphinx"])
     p.add_argument("--step-settings", nargs="*", type=lambda s: tuple(int(x) for x in s.split(",")),
                    default=[(4, 1, 1), (8, 2, 1), (16, 4, 2), (32, 8, 4)],
-                   help="masked and pseudo-AR systems: passes per codebook level to trade off, e.g. 16,4,2")
+                   help="masked systems: passes per codebook level to trade off, e.g. 16,4,2")
+    p.add_argument("--spans", nargs="*", type=float, default=[0.2, 0.15, 0.1],
+                   help="pseudo-AR systems: shares of the target per step to trade off")
     p.add_argument("--curve-utts", type=int, default=50, help="sentences judged per step setting")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)

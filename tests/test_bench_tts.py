@@ -50,7 +50,7 @@ def test_speed_rows(tmp_path):
     s["rtf_batch8"] = s["rtf_batch1"]
     result["systems"]["masked_prefix (masked)"] = {
         "quality": {"seen voices": system["quality"]["seen voices"]}, "speed": {"utterances": 3, "onnxruntime": s},
-        "step_curve": [{"steps": [2, 1, 1], "wer": 20.0, "cer": 9.0, "wer_real": 10.0, "rtf_batch1": 0.05,
+        "step_curve": [{"setting": "2,1,1", "wer": 20.0, "cer": 9.0, "wer_real": 10.0, "rtf_batch1": 0.05,
                         "forward_passes_per_second": 40.0}]}
     assert "| 2,1,1 | 20.0 | 9.0 | 2.00 | 0.050 | 40.0 |" in markdown(result)
     # a pseudo-AR system streams: the first chunk comes before the last, the joins are seamless

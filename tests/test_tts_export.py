@@ -74,3 +74,24 @@ def test_unknown_voice_lists_the_voices(tmp_path):
     tts = OnnxTTS(export_tts(model_dir, tmp_path / "bundle"), num_threads=1)
     with pytest.raises(NarvoxError, match="no voice 'nobody'"):
         tts.voice("nobody")
+
+
+def test_a_pseudo_ar_bundle_carries_its_decoding_defaults(tmp_path):
+    """`decoding` (the recipe's choice) sets the par bundle's span and refinement passes, which
+    narvox.TTS uses unless told otherwise; other backends refuse them."""
+    from narvox.export.tts import export_tts
+    from narvox.tts.api import TTS
+    model_dir, _ = tiny_model_dir(tmp_path, "aligned", kind="par")
+    plain = OnnxTTS(export_tts(model_dir, tmp_path / "plain"), num_threads=1)
+    assert (plain.span, plain.refine_steps, plain.graphs.lookahead) == (0.1, 7, 2)
+    chosen = export_tts(model_dir, tmp_path / "chosen", decoding={"span": 0.25, "refine_steps": 2})
+    tts = TTS.from_pretrained(chosen, num_threads=1)
+    assert (tts.backend.span, tts.backend.refine_steps) == (0.25, 2)
+    prompt = (np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32), 16000)
+    options = tts._plan(["Hello."], None, prompt, "hi", None, 1.0, 0, None, None, None, {})[2]
+    assert (options.span, options.refine_steps) == (0.25, 2)
+    options = tts._plan(["Hello."], None, prompt, "hi", None, 1.0, 0, None, 0.5, 0, {})[2]
+    assert (options.span, options.refine_steps) == (0.5, 0)  # the caller's win
+    masked_dir, _ = tiny_model_dir(tmp_path, "aligned", kind="masked")
+    with pytest.raises(ValueError, match="pseudo-AR"):
+        export_tts(masked_dir, tmp_path / "masked", decoding={"span": 0.2})

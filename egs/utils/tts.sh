@@ -22,6 +22,7 @@ n_best=1              # checkpoints (best validation loss) averaged into the mod
 eval_utts=""          # evaluate on the first N utterances of each test set (default: all)
 judges="ctc pocketsphinx"  # ASR judges of intelligibility (narvox ASR models or pocketsphinx)
 sampling=""           # the bundle's default sampling, KEY=VALUE ... (stages 5-6; default: the config's `sampling`)
+decoding=""           # pseudo-AR: the bundle's default span and refine_steps, KEY=VALUE ... (stages 5-6; default: the config's `decoding`)
 curve_utts=30         # dev utterances judged per curve checkpoint
 voices_set=""         # data dir whose speakers become the bundle's shipped voices (default: the train set)
 pack=false            # true: stage 7 copies the bundle over the shipped one in pack_dir (opt-in only)
@@ -52,8 +53,13 @@ print({'valle': 'ar'}.get(kind, kind))" "$config")}
 pack_dir=${pack_dir:-$NARVOX_ROOT/narvox/pretrained/tts/$pack_name}
 sampling=${sampling:-$(python -c "import sys, yaml; s = yaml.safe_load(open(sys.argv[1])).get('sampling') or {}
 print(' '.join(f'{k}={v}' for k, v in s.items()))" "$config")}
+decoding=${decoding:-$(python -c "import sys, yaml; s = yaml.safe_load(open(sys.argv[1])).get('decoding') or {}
+print(' '.join(f'{k}={v}' for k, v in s.items()))" "$config")}
 model=$exp/model
 bundle=$exp/onnx
+decoding_options() {  # the config's decoding defaults as narvox.recipes.tts_eval options (span=0.2 -> --span 0.2)
+  for kv in $decoding; do printf -- '--%s %s ' "$(echo "${kv%%=*}" | tr _ -)" "${kv#*=}"; done
+}
 
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   for s in $train_set $valid_set $test_sets; do
@@ -97,7 +103,7 @@ if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
     echo "stage 5: evaluate on $s"
     $decode_cmd $exp/log/eval_$s.log python -m narvox.recipes.tts_eval --model "$model" --data data/$s \
       --codec "$codec" --out "$exp/eval_$s" ${eval_utts:+--max-utts $eval_utts} --judges $judges \
-      --sampling $sampling
+      --sampling $sampling $(decoding_options)
     { cat "$exp/eval_$s.md"; echo; } >> "$exp/RESULTS.md"
   done
   if ls "$exp"/checkpoints/curve-step*.ckpt > /dev/null 2>&1; then
@@ -111,7 +117,8 @@ fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   utils/need.sh 6 "$model/model.pt"
   echo "stage 6: export $model to the ONNX bundle $bundle (voices: data/${voices_set:-$train_set})"
-  python -m narvox export "$model" --out "$bundle" --voices "data/${voices_set:-$train_set}" --sampling $sampling
+  python -m narvox export "$model" --out "$bundle" --voices "data/${voices_set:-$train_set}" --sampling $sampling \
+    --decoding $decoding
   du -sh "$bundle"
 fi
 

@@ -15,6 +15,8 @@ def add_parsers(sub) -> None:
                    "speakers become the bundle's shipped voices")
     p.add_argument("--sampling", nargs="*", default=[], metavar="KEY=VALUE",
                    help="TTS: the bundle's default sampling, e.g. cfg_scale=3.0 temperature=0.8")
+    p.add_argument("--decoding", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="pseudo-AR TTS: the bundle's default span and refine_steps, e.g. span=0.2 refine_steps=3")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("quantize", help="copy a bundle with its graphs' weights in int8 (ONNX Runtime's "
                        "dynamic quantization): smaller, faster on CPU, a little less accurate")
@@ -35,9 +37,11 @@ def cmd_export(args) -> int:
         from narvox.tts.sampling import SamplingOptions
         try:
             sampling = SamplingOptions.parse(args.sampling)
+            decoding = {k: float(v) if k == "span" else int(v)
+                        for k, _, v in (item.partition("=") for item in args.decoding)}
+            print(export_tts(args.model_dir, args.out, args.voices, sampling=sampling, decoding=decoding))
         except ValueError as e:
             raise UsageError(str(e)) from e
-        print(export_tts(args.model_dir, args.out, args.voices, sampling=sampling))
         return 0
     from narvox.export.asr import export_model_dir
     for bundle in export_model_dir(args.model_dir, args.out):

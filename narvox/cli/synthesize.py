@@ -28,7 +28,7 @@ def add_parsers(sub) -> None:
                    help="masked and pseudo-AR backends: passes per codebook level, coarse to fine")
     p.add_argument("--span", type=positive_float,
                    help="pseudo-AR backend: the share of the speech fixed per step (default: the model's)")
-    p.add_argument("--refine-steps", type=int, default=7, help="pseudo-AR backend: refinement passes")
+    p.add_argument("--refine-steps", type=int, help="pseudo-AR backend: refinement passes (default: the bundle's)")
     p.add_argument("--stream", action="store_true",
                    help="write the audio as it is made (pseudo-AR: span by span; others: sentence by sentence)")
     p.add_argument("--list-voices", action="store_true", help="print the model's voices and exit")

@@ -95,16 +95,21 @@ def shipped_voices(data_dir: str | Path, model_dir: str | Path, codec: dict, con
 
 
 def export_tts(model_dir: str | Path, out_dir: str | Path, voices_from: str | Path | None = None,
-               codec_bundle: str = "narvox", half_weights: bool = True, sampling: dict | None = None) -> Path:
+               codec_bundle: str = "narvox", half_weights: bool = True, sampling: dict | None = None,
+               decoding: dict | None = None) -> Path:
     """The bundle of a TTS model directory (bundle kind <backend>_<conditioning>). `sampling`:
     the bundle's default SamplingOptions fields (what its recipe found best), which narvox.TTS
-    uses unless told otherwise."""
+    uses unless told otherwise; `decoding`: a pseudo-AR model's default `span` (else the one it
+    was trained on) and `refine_steps` (else 7), chosen the same way."""
     from narvox.text.tokens import read_tokenizer_meta
     from narvox.tts.build import load_model
     model, config, codec = load_model(model_dir)
     c = model.config
     if c.n_codebooks < 2:
         raise ValueError(f"{model_dir}: exporting needs a model of 2 or more codebooks")
+    decoding = dict(decoding or {})
+    if decoding and (config["kind"] != "par" or not set(decoding) <= {"span", "refine_steps"}):
+        raise ValueError(f"decoding defaults {sorted(decoding)}: only a pseudo-AR model takes them (span, refine_steps)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     kind = registry.bundle_kind(f"{config['kind']}_{c.conditioning}")
@@ -134,8 +139,9 @@ def export_tts(model_dir: str | Path, out_dir: str | Path, voices_from: str | Pa
                             kind.graphs["residual"], [*level_axes, {0: "B", 1: "T"}]))
         settings = {"layers": c.layers, "heads": c.n_heads, "head_dim": d // c.n_heads}
     else:
-        if config["kind"] == "par":  # the span it was trained to extend (decoding's default), its look-ahead
-            settings = {"span": c.par_span, "lookahead": c.par_lookahead}
+        if config["kind"] == "par":  # decoding's defaults (the span: the least it was trained to extend), its look-ahead
+            settings = {"span": float(decoding.get("span", c.par_span)),
+                        "refine_steps": int(decoding.get("refine_steps", 7)), "lookahead": c.par_lookahead}
         known = torch.rand(b, t) < 0.5
         paths.append(export(_LevelsGraph(model.levels, whole_levels=False), (*level_args, known), files["levels"],
                             kind.graphs["levels"], [*level_axes, {0: "B", 1: "T"}, {0: "B", 1: "T"}]))

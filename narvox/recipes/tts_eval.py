@@ -124,13 +124,23 @@ def judge_texts(judge: str, wavs: list[np.ndarray], sample_rate: int, num_thread
     return [t.text for t in model.transcribe(batch, batch_size=16)]
 
 
+def default_options(tts, seed: int = 0, sampling: dict | None = None, **fields) -> GenerateOptions:
+    """How narvox.TTS generates with this model by default: its bundle's sampling (`sampling`
+    over it), a pseudo-AR bundle's span and refinement; `fields` (GenerateOptions') over all."""
+    own = {k: getattr(tts, k, None) for k in ("span", "refine_steps")}
+    return GenerateOptions(**{"seed": seed, "sampling": SamplingOptions(**{**tts.sampling, **(sampling or {})}),
+                              **{k: v for k, v in own.items() if v is not None}, **fields})
+
+
 def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int | None = None,
              judges: tuple[str, ...] = JUDGES, similarity: bool = True, options: GenerateOptions | None = None,
              num_threads: int = 2, sampling: dict | None = None, seed: int = 0,
-             refiner: str | Path | None = None) -> tuple[dict, list[np.ndarray]]:
+             refiner: str | Path | None = None, generate: dict | None = None) -> tuple[dict, list[np.ndarray]]:
     """Judge a bundle or model directory on a data dir; returns the result and the audio.
-    `options` default: `seed` and the sampling narvox.TTS would use (the bundle's, `sampling`
-    over it). `refiner`: a pseudo-AR model's separate refiner (narvox.TTS.from_pretrained)."""
+    `options` default: `seed`, the sampling narvox.TTS would use (the bundle's, `sampling`
+    over it), the pseudo-AR model's own span, and `generate` (other GenerateOptions fields: steps,
+    span, refine_steps) over them. `refiner`: a pseudo-AR model's separate refiner
+    (narvox.TTS.from_pretrained)."""
     tts = open_tts(model, codec_dir, num_threads, refiner)
     codec = tts.codec
     data = read_data_dir(data_dir)
@@ -143,7 +153,7 @@ def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox",
     if not items:
         raise ValueError(f"{data_dir}: no speaker has two utterances, so nothing can be prompted")
     items = items[:max_utts]
-    options = options or GenerateOptions(seed=seed, sampling=SamplingOptions(**{**tts.sampling, **(sampling or {})}))
+    options = options or default_options(tts, seed, sampling, **(generate or {}))
     sr = codec.sample_rate
     audio, seconds = synthesize(tts, items, options)
     real = [data.load_audio(it.utt, sr)[0] for it in items]
@@ -226,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sampling", nargs="*", default=[], metavar="KEY=VALUE",
                    help="sampling over the model's default (as narvox.TTS), e.g. cfg_scale=3.0 top_k=20")
     p.add_argument("--refiner", help="pseudo-AR models: a masked model that refines codebook 1 (PALLE's two models)")
+    p.add_argument("--steps", type=lambda s: tuple(int(x) for x in s.split(",")),
+                   help="masked and pseudo-AR: passes per codebook level (pseudo-AR: levels 2..Q), e.g. 8,2,1")
+    p.add_argument("--span", type=float, help="pseudo-AR: share of the target made per step (default: the model's)")
+    p.add_argument("--refine-steps", type=int, help="pseudo-AR: refinement passes over codebook 1 (default 7)")
     args = p.parse_args(argv)
     try:
         sampling = SamplingOptions.parse(args.sampling)
@@ -235,8 +249,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.curve:
         print(learning_curve(args.curve, args.data, args.codec, args.max_utts or 30, tuple(args.judges), sampling))
         return
+    generate = {k: v for k, v in (("steps", args.steps), ("span", args.span), ("refine_steps", args.refine_steps))
+                if v is not None}
     result, _ = evaluate(args.model, args.data, args.codec, args.max_utts, tuple(args.judges),
-                         not args.no_similarity, sampling=sampling, seed=args.seed, refiner=args.refiner)
+                         not args.no_similarity, sampling=sampling, seed=args.seed, refiner=args.refiner,
+                         generate=generate)
     text = markdown(result)
     print(text)
     if args.out:

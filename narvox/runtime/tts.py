@@ -98,7 +98,8 @@ class OnnxTTS:
         self.conditioning, self.n_codebooks = m["conditioning"], m["n_codebooks"]
         self.codebook_size, self.d_model = m["codebook_size"], m["d_model"]
         self.prompt_seconds = m["prompt_seconds"]  # the voice crop of the aligned conditioning
-        self.span = m.get("span")  # pseudo-AR: the span it was trained on (None: another backend)
+        self.span = m.get("span")  # pseudo-AR: its default share of the target per step (None: another backend)
+        self.refine_steps = m.get("refine_steps")  # pseudo-AR: its default refinement passes
         self.sampling = dict(m.get("sampling", {}))  # default SamplingOptions fields, chosen by its recipe
         self.tokenizer = PhoneTokenizer(TokenTable.load(self.bundle.file("tokens")), m["language"])
         self.codec = codec or self._codec(providers, num_threads)

@@ -75,14 +75,14 @@ class TTS:
     def synthesize(self, text: str | Sequence[str], voice: str | None = None, prompt=None,
                    prompt_text: str | None = None, duration: float | None = None, speed: float = 1.0,
                    seed: int | None = None, batch_size: int = 8, steps: Sequence[int] | None = None,
-                   span: float | None = None, refine_steps: int = 7, **sampling) -> Speech | list[Speech]:
+                   span: float | None = None, refine_steps: int | None = None, **sampling) -> Speech | list[Speech]:
         """Speech for a text or a list of texts, in one voice: a shipped `voice` (default: the
         first), or a `prompt` recording (path, array at the model's rate, or (array, rate)) with
         `prompt_text`, what it says (transcribed by narvox's ASR when omitted; only the prefix
         conditioning reads it). `duration`: seconds per text; `speed` > 1 speaks faster.
         `steps`: the masked and pseudo-AR backends' passes per codebook level (fewer is faster);
-        `span`, `refine_steps`: the pseudo-AR backend's share of the target per step (default: the
-        one it was trained on) and its refinement passes. `sampling`: temperature, top_k, top_p,
+        `span`, `refine_steps`: the pseudo-AR backend's share of the target per step and its
+        refinement passes (default: its bundle's, else the span it was trained on and 7). `sampling`: temperature, top_k, top_p,
         repetition_window, repetition_ratio, cfg_scale (default: the bundle's, then
         narvox.tts.sampling.SamplingOptions')."""
         texts = [text] if isinstance(text, str) else list(text)
@@ -147,7 +147,9 @@ class TTS:
         try:
             options = decoding.GenerateOptions(
                 sampling=SamplingOptions(**{**self.backend.sampling, **sampling}), seed=seed, speed=speed,
-                steps=None if steps is None else tuple(steps), refine_steps=refine_steps,
+                steps=None if steps is None else tuple(steps),
+                refine_steps=next(r for r in (refine_steps, getattr(self.backend, "refine_steps", None),
+                                              decoding.GenerateOptions.refine_steps) if r is not None),
                 span=span or getattr(self.backend, "span", None) or decoding.GenerateOptions.span)
         except (TypeError, ValueError) as e:
             raise NarvoxError(f"generation options: {e}") from e
@@ -247,6 +249,7 @@ class _TorchTTS:
         self.conditioning, self.n_codebooks = self.model.config.conditioning, self.model.config.n_codebooks
         self.prompt_seconds = self.model.config.prompt_seconds
         self.span = self.model.config.par_span if self.streams else None
+        self.refine_steps = None  # a model directory carries no chosen refinement: GenerateOptions'
         self.sampling: dict = {}  # a model directory carries no chosen sampling: SamplingOptions'
         self.sample_rate = self.codec.sample_rate
         self.tokenizer = load_tokenizer(model_dir)
