@@ -323,6 +323,7 @@ def main(argv=None) -> None:
             stem = re.sub(r"\W+", "_", name).strip("_")
             write_audio(samples / f"{stem}_{test_set.split()[0]}.wav", wavs[0][:4 * 16000], 16000)
         panels.append((name, audio["seen voices"][0]))
+        (args.out / "tts.json").write_text(json.dumps(result, indent=2) + "\n")  # what is done so far, if a later one fails
     # evaluate() prompts every utterance whose speaker has another one: the first such is judged first
     utt = next(u for u in data.utt_ids if data.spk2utt[data.utt2spk[u]] != [u])
     plot([("real recording", data.load_audio(utt, 16000)[0]), *panels], 16000, f"{utt}: {data.text[utt]}",
