@@ -129,12 +129,14 @@ def main() -> None:
     p.add_argument("--speech-requests", type=int, default=16, help="synthesis requests per setting")
     p.add_argument("--max-seconds", type=float, default=120.0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-wait-ms", type=float, default=0.0, help="narvox serve's --max-wait-ms")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args()
     files = five_second_files(args.data, 16)
     rows = []
     for batching, max_batch in (("dynamic batching", 16), ("one at a time", 1)):
-        options = ["--asr", args.asr, "--tts", args.tts, "--max-batch", str(max_batch), "--max-wait-ms", "20",
+        options = ["--asr", args.asr, "--tts", args.tts, "--max-batch", str(max_batch),
+                   "--max-wait-ms", str(args.max_wait_ms),
                    "--max-queue", "256", "--num-threads", str(args.threads)]
         with Server(*options) as url:
             def transcribe(http, i):
@@ -156,7 +158,8 @@ def main() -> None:
     alone = model_alone(args.asr, files, args.threads)
     print(json.dumps(alone), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"asr": args.asr, "tts": args.tts, "threads": args.threads, "rows": rows, "model_alone": alone}
+    result = {"asr": args.asr, "tts": args.tts, "threads": args.threads, "max_wait_ms": args.max_wait_ms, "rows": rows,
+              "model_alone": alone}
     (args.out / "serve.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "serve.md").write_text(markdown(result))
     print(markdown(result))
@@ -165,7 +168,7 @@ def main() -> None:
 def markdown(result: dict) -> str:
     rows = result["rows"]
     lines = [f"`narvox serve` (its own process) on loopback, {result['threads']} threads, ASR `{result['asr']}`, "
-             f"TTS `{result['tts']}`.",
+             f"TTS `{result['tts']}`, batches waiting {result['max_wait_ms']:g} ms for more requests.",
              "", "| task | serving | clients | requests | requests/s | p50 s | p95 s |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['serving']} | {r['clients']} | {r['requests']} | {r['rps']:.2f} | "

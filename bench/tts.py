@@ -18,7 +18,8 @@ Masked and pseudo-AR systems are also judged at several --step-settings (passes 
 level); pseudo-AR systems also stream a 10 s sentence (time to first audio, chunk cadence,
 seams). Writes bench/results/tts.json, tts.md, tts_spectrogram.png, tts_tradeoff.png (judge WER
 against RTF, a point per system and step setting) and a WAV sample per system and test set
-(tts_samples/, first 4 s of each: under 1 MB in all).
+(tts_samples/, first 4 s of each: under 1 MB in all). `--speed-only` measures the speed rows
+alone (minutes, not an hour) into tts_speed.json and tts_speed.md.
 """
 from __future__ import annotations
 
@@ -60,8 +61,21 @@ class CountingGraphs:
         return counted
 
 
+def codec_seconds(tts, items, frames: list[int], options: GenerateOptions) -> float:
+    """Seconds the codec takes to decode the items' codes one at a time: a part of every RTF,
+    the same whatever the backend (and the same codec graph under PyTorch and ONNX Runtime)."""
+    codes = [tts.generate([it.phones], [it.prompt], [it.prompt_phones], dataclasses.replace(options, durations=(f,)))[0]
+             for it, f in zip(items, frames)]
+    tts.decode(codes[:1])  # warm-up
+    start = time.perf_counter()
+    for c in codes:
+        tts.decode([c])
+    return time.perf_counter() - start
+
+
 def speed(tts, items, frames: list[int], batch_sizes=(1, 8), options: GenerateOptions | None = None) -> dict:
-    """RTF per batch size, and forward passes per second of audio."""
+    """RTF per batch size (generation and codec decoding; of that, the codec's at batch 1), and
+    forward passes per second of audio."""
     out, options = {}, options or default_options(tts)
     synthesize(tts, items[:batch_sizes[-1]], options, batch_sizes[-1], frames[:batch_sizes[-1]])  # warm-up
     seconds = sum(frames) * tts.codec.hop_length / tts.codec.sample_rate
@@ -77,6 +91,7 @@ def speed(tts, items, frames: list[int], batch_sizes=(1, 8), options: GenerateOp
         loop(counting, [items[i].phones], [items[i].prompt], [items[i].prompt_phones],
              dataclasses.replace(options, durations=(frames[i],)))
     out["forward_passes_per_second"] = (counting.calls + (refiner.calls if refiner else 0)) / seconds
+    out["codec_rtf_batch1"] = codec_seconds(tts, items, frames, options) / seconds
     out["audio_seconds"] = seconds
     return out
 
@@ -212,15 +227,16 @@ def markdown(result: dict) -> str:
                          f"{100 * rob['too_short']:.1f} / {100 * rob['empty']:.1f} |")
     lines += ["", "Ratios: the judge's error rate on the synthesized speech over its error rate on the real recordings "
               "of the same sentences; similarity: Resemblyzer cosine to the prompt, over the real recording's.", "",
-              "| system | runtime | RTF batch 1 | RTF batch 8 | forward passes / s of audio | ONNX speed-up (batch 1) |",
-              "|---|---|---|---|---|---|"]
+              "| system | runtime | RTF batch 1 | of which codec decoding | RTF batch 8 | forward passes / s of audio | "
+              "ONNX speed-up (batch 1) |", "|---|---|---|---|---|---|---|"]
     for name, r in systems.items():
         s = r["speed"]
         for runtime in ("pytorch", "onnxruntime"):
             if runtime in s:
                 x = s[runtime]
                 up = f"{s['onnx_speedup']:.2f}x" if runtime == "onnxruntime" and "onnx_speedup" in s else ""
-                lines.append(f"| {name} | {runtime} | {x['rtf_batch1']:.3f} | {x['rtf_batch8']:.3f} | "
+                codec = f"{x['codec_rtf_batch1']:.3f}" if "codec_rtf_batch1" in x else "-"
+                lines.append(f"| {name} | {runtime} | {x['rtf_batch1']:.3f} | {codec} | {x['rtf_batch8']:.3f} | "
                              f"{x['forward_passes_per_second']:.1f} | {up} |")
     first = next(iter(systems.values()))["speed"]
     lines += ["", f"Speed: {first['utterances']} sentences, {first['onnxruntime']['audio_seconds']:.1f} s of audio, "
@@ -259,7 +275,7 @@ def bench_system(bundle: Path, model: Path | None, refiner: Path | None, args) -
     result, audio = {"bundle": str(bundle), "model": str(model) if model else None,
                      "refiner": str(refiner) if refiner else None, "quality": {}}, {}
     for test_set, data_dir in (("seen voices", args.data), ("zero-shot voices", args.zero_shot)):
-        if data_dir is not None:
+        if data_dir is not None and not args.speed_only:
             result["quality"][test_set], audio[test_set] = evaluate(
                 bundle, data_dir, max_utts=args.max_utts, judges=tuple(args.judges),
                 num_threads=args.threads, refiner=refiner)
@@ -276,7 +292,7 @@ def bench_system(bundle: Path, model: Path | None, refiner: Path | None, args) -
     result["speed"] = s
     if hasattr(tts.graphs, "lm"):  # VALL-E's codebook-1 stage: what the KV cache is for
         result["cache"] = cache_versus_recompute(tts)
-    elif args.step_settings:  # masked and pseudo-AR: how quality trades against passes
+    elif args.step_settings and not args.speed_only:  # masked and pseudo-AR: how quality trades against passes
         result["step_curve"] = step_curve(bundle, refiner, tts, items, frames, args)
     if tts.streams:
         result["streaming"] = streaming(tts, items[0])
@@ -302,6 +318,8 @@ def main(argv=None) -> None:
     p.add_argument("--spans", nargs="*", type=float, default=[0.2, 0.15, 0.1],
                    help="pseudo-AR systems: shares of the target per step to trade off")
     p.add_argument("--curve-utts", type=int, default=50, help="sentences judged per step setting")
+    p.add_argument("--speed-only", action="store_true",
+                   help="only the speed rows (RTF, codec share, passes, KV cache, streaming), in tts_speed.json/.md")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
     if max(len(args.models), len(args.refiners)) > len(args.bundles):
@@ -317,13 +335,20 @@ def main(argv=None) -> None:
     names = [system_name(b, r) for b, r in zip(args.bundles, refiners)]
     if len(set(names)) < len(names):
         p.error(f"two bundles would share a name in the tables: {names}")
+    stem = "tts_speed" if args.speed_only else "tts"
     for bundle, model, refiner, name in zip(args.bundles, models, refiners, names):
         result["systems"][name], audio = bench_system(bundle, model, refiner, args)
+        (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")  # what is done so far
+        if args.speed_only:
+            continue
         for test_set, wavs in audio.items():  # the first 4 s of the first sentence, 16-bit
             stem = re.sub(r"\W+", "_", name).strip("_")
             write_audio(samples / f"{stem}_{test_set.split()[0]}.wav", wavs[0][:4 * 16000], 16000)
         panels.append((name, audio["seen voices"][0]))
-        (args.out / "tts.json").write_text(json.dumps(result, indent=2) + "\n")  # what is done so far, if a later one fails
+    if args.speed_only:
+        (args.out / f"{stem}.md").write_text(markdown(result))
+        print(markdown(result))
+        return
     # evaluate() prompts every utterance whose speaker has another one: the first such is judged first
     utt = next(u for u in data.utt_ids if data.spk2utt[data.utt2spk[u]] != [u])
     plot([("real recording", data.load_audio(utt, 16000)[0]), *panels], 16000, f"{utt}: {data.text[utt]}",

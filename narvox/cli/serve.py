@@ -25,7 +25,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--tts", nargs="*", default=list(shipped("tts")),
                    help="synthesizers: shipped names or NAME=BUNDLE_DIR (default: every shipped one)")
     p.add_argument("--max-batch", type=positive_int, default=16, help="transcriptions batched together")
-    p.add_argument("--max-wait-ms", type=float, default=20.0, help="how long a batch waits for more requests")
+    p.add_argument("--max-wait-ms", type=float, default=0.0,
+                   help="how long a batch waits for more requests (0: it takes those waiting already)")
     p.add_argument("--max-queue", type=positive_int, default=64, help="waiting requests per model before 503")
     p.add_argument("--max-upload-mb", type=positive_float, default=25.0)
     p.add_argument("--max-audio-seconds", type=positive_float, default=600.0)

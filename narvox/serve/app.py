@@ -53,7 +53,7 @@ class ServeConfig:
     asr: dict[str, str] = field(default_factory=lambda: {"paraformer": "paraformer", "ctc": "ctc"})  # name -> bundle
     tts: dict[str, str] = field(default_factory=lambda: {"ar": "ar"})
     max_batch: int = 16          # transcriptions per batch
-    max_wait: float = 0.02       # seconds a batch waits for more requests after its first
+    max_wait: float = 0.0        # seconds a batch waits for more requests after its first (0: those already waiting)
     max_queue: int = 64          # waiting requests per model before 503
     max_upload_bytes: int = 25 * 2 ** 20   # OpenAI's limit
     max_audio_seconds: float = 600.0

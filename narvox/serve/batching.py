@@ -3,9 +3,13 @@ batch, which is safe because every narvox model gives an item the same output wh
 batch-mates.
 
 A `Batcher` owns a bounded queue. `submit(item)` waits for the item's result; the batcher's task
-takes the first waiting item, then whatever else arrives within `max_wait` seconds (up to
-`max_batch` items), and runs `run(items) -> results` on the server's worker thread, so model
-calls never overlap on the CPU and the event loop stays free for I/O.
+takes the first waiting item, every other one already waiting, then whatever else arrives within
+`max_wait` seconds (up to `max_batch` items), and runs `run(items) -> results` on the server's
+worker thread, so model calls never overlap on the CPU and the event loop stays free for I/O.
+With `max_wait` 0 (the server's default) a request never waits for company: the requests that
+arrive while a batch runs make up the next one, so batches grow with the load by themselves
+(waiting 20 ms cut one client's throughput from 70 to 28 transcriptions per second,
+bench/results/serve.md).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ class QueueFull(Exception):
 
 class Batcher:
     def __init__(self, run: Callable[[list], list], executor: Executor, max_batch: int = 16,
-                 max_wait: float = 0.02, max_queue: int = 64):
+                 max_wait: float = 0.0, max_queue: int = 64):
         if max_batch < 1 or max_queue < 1 or max_wait < 0:
             raise ValueError("max_batch and max_queue must be >= 1, max_wait >= 0")
         self.run, self.executor = run, executor
@@ -54,7 +58,14 @@ class Batcher:
             deadline = loop.time() + self.max_wait
             while len(batch) < self.max_batch:
                 try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time())))
+                    batch.append(self.queue.get_nowait())
+                    continue
+                except asyncio.QueueEmpty:
+                    pass
+                if deadline <= loop.time():
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), deadline - loop.time()))
                 except asyncio.TimeoutError:
                     break
             live = [(item, f) for item, f in batch if not f.cancelled()]  # a client that gave up
