@@ -215,9 +215,11 @@ def system_name(bundle: Path, refiner: Path | None = None) -> str:
 
 def markdown(result: dict) -> str:
     systems = result["systems"]
-    lines = [f"TTS benchmark, {result['threads']} threads: {', '.join(systems)}.", "",
-             "| system | test set | " + " | ".join(f"{j} WER ratio | {j} CER ratio" for j in result["judges"]) +
-             " | similarity ratio | long / short / empty % |", "|---|---|" + "---|---|" * len(result["judges"]) + "---|---|"]
+    lines = [f"TTS benchmark, {result['threads']} threads: {', '.join(systems)}.", ""]
+    if any(r["quality"] for r in systems.values()):
+        lines += ["| system | test set | " + " | ".join(f"{j} WER ratio | {j} CER ratio" for j in result["judges"]) +
+                  " | similarity ratio | long / short / empty % |",
+                  "|---|---|" + "---|---|" * len(result["judges"]) + "---|---|"]
     for name, r in systems.items():
         for test_set, q in r["quality"].items():
             cells = [f"{q['judges'][j]['wer_ratio']:.2f} | {q['judges'][j]['cer_ratio']:.2f}" for j in result["judges"]]
@@ -225,9 +227,11 @@ def markdown(result: dict) -> str:
             rob = q["robustness"]
             lines.append(f"| {name} | {test_set} | " + " | ".join(cells) + f" | {sim} | {100 * rob['too_long']:.1f} / "
                          f"{100 * rob['too_short']:.1f} / {100 * rob['empty']:.1f} |")
-    lines += ["", "Ratios: the judge's error rate on the synthesized speech over its error rate on the real recordings "
-              "of the same sentences; similarity: Resemblyzer cosine to the prompt, over the real recording's.", "",
-              "| system | runtime | RTF batch 1 | of which codec decoding | RTF batch 8 | forward passes / s of audio | "
+    if any(r["quality"] for r in systems.values()):
+        lines += ["", "Ratios: the judge's error rate on the synthesized speech over its error rate on the real "
+                  "recordings of the same sentences; similarity: Resemblyzer cosine to the prompt, over the real "
+                  "recording's.", ""]
+    lines += ["| system | runtime | RTF batch 1 | of which codec decoding | RTF batch 8 | forward passes / s of audio | "
               "ONNX speed-up (batch 1) |", "|---|---|---|---|---|---|---|"]
     for name, r in systems.items():
         s = r["speed"]

@@ -58,6 +58,12 @@ def test_speed_rows(tmp_path):
     stream = streaming(open_tts(export_tts(model_dir, tmp_path / "par"), num_threads=1), items[0], seconds=2.0)
     assert stream["chunks"] > 2 and stream["first_audio_s"] < stream["all_audio_s"]
     assert stream["max_abs_difference"] < 1e-5
+    # tts_eval judges what it streams too: every item whole, at its length
+    from narvox.recipes.tts_eval import synthesize
+    par = open_tts(tmp_path / "par", num_threads=1)
+    streamed, _ = synthesize(par, items, default_options(par), durations=frames, stream=True)
+    whole, _ = synthesize(par, items, default_options(par), durations=frames)
+    assert [len(a) for a in streamed] == [len(a) for a in whole] == [f * par.hop_length for f in frames]
     # PALLE's two models: the masked bundle refines for the pseudo-AR one, and its passes count too
     from narvox.tts.api import TTS
     two = TTS.from_pretrained(tmp_path / "par", num_threads=1, refiner=tmp_path / "masked").backend

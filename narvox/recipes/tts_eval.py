@@ -89,9 +89,10 @@ def open_tts(model: str | Path, codec: str = "narvox", num_threads: int = 2, ref
 
 
 def synthesize(tts, items: list[Item], options: GenerateOptions, batch_size: int = 8,
-               durations: list[int] | None = None) -> tuple[list[np.ndarray], float]:
+               durations: list[int] | None = None, stream: bool = False) -> tuple[list[np.ndarray], float]:
     """Audio of every item (batches of similar text length) and the seconds it took.
-    `durations`: frames per item, imposed (speed measurements use the real recordings')."""
+    `durations`: frames per item, imposed (speed measurements use the real recordings').
+    `stream`: the codes a pseudo-AR model streams (every level span by span, no refinement)."""
     order = sorted(range(len(items)), key=lambda i: len(items[i].phones))
     audio: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(items)
     start = time.perf_counter()
@@ -99,8 +100,12 @@ def synthesize(tts, items: list[Item], options: GenerateOptions, batch_size: int
         idx = order[b:b + batch_size]
         if durations is not None:
             options = dataclasses.replace(options, durations=tuple(durations[i] for i in idx))
-        codes = tts.generate([items[i].phones for i in idx], [items[i].prompt for i in idx],
-                             [items[i].prompt_phones for i in idx], options)
+        inputs = ([items[i].phones for i in idx], [items[i].prompt for i in idx], [items[i].prompt_phones for i in idx])
+        if stream:
+            *_, (streamed, final) = tts.stream(*inputs, options)
+            codes = [streamed[k, :, :n] for k, n in enumerate(final)]
+        else:
+            codes = tts.generate(*inputs, options)
         for i, wav in zip(idx, tts.decode(codes)):
             audio[i] = wav
     return audio, time.perf_counter() - start
@@ -135,12 +140,13 @@ def default_options(tts, seed: int = 0, sampling: dict | None = None, **fields) 
 def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox", max_utts: int | None = None,
              judges: tuple[str, ...] = JUDGES, similarity: bool = True, options: GenerateOptions | None = None,
              num_threads: int = 2, sampling: dict | None = None, seed: int = 0,
-             refiner: str | Path | None = None, generate: dict | None = None) -> tuple[dict, list[np.ndarray]]:
+             refiner: str | Path | None = None, generate: dict | None = None,
+             stream: bool = False) -> tuple[dict, list[np.ndarray]]:
     """Judge a bundle or model directory on a data dir; returns the result and the audio.
     `options` default: `seed`, the sampling narvox.TTS would use (the bundle's, `sampling`
     over it), the pseudo-AR model's own span, and `generate` (other GenerateOptions fields: steps,
     span, refine_steps) over them. `refiner`: a pseudo-AR model's separate refiner
-    (narvox.TTS.from_pretrained)."""
+    (narvox.TTS.from_pretrained); `stream`: judge what a pseudo-AR model streams."""
     tts = open_tts(model, codec_dir, num_threads, refiner)
     codec = tts.codec
     data = read_data_dir(data_dir)
@@ -155,11 +161,11 @@ def evaluate(model: str | Path, data_dir: str | Path, codec_dir: str = "narvox",
     items = items[:max_utts]
     options = options or default_options(tts, seed, sampling, **(generate or {}))
     sr = codec.sample_rate
-    audio, seconds = synthesize(tts, items, options)
+    audio, seconds = synthesize(tts, items, options, stream=stream)
     real = [data.load_audio(it.utt, sr)[0] for it in items]
     refs = [data.text[it.utt] for it in items]
     result = {"model": str(model), "refiner": None if refiner is None else str(refiner), "data": str(data_dir), "utterances": len(items), "left_out": len(alone),
-              "conditioning": tts.conditioning, "options": repr(options),
+              "conditioning": tts.conditioning, "options": repr(options), "stream": stream,
               "rtf": seconds / max(1e-9, sum(len(w) for w in audio) / sr), "judges": {}}
     for judge in judges:
         on_real = error_rates(refs, judge_texts(judge, real, sr, num_threads))
@@ -240,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="masked and pseudo-AR: passes per codebook level (pseudo-AR: levels 2..Q), e.g. 8,2,1")
     p.add_argument("--span", type=float, help="pseudo-AR: share of the target made per step (default: the model's)")
     p.add_argument("--refine-steps", type=int, help="pseudo-AR: refinement passes over codebook 1 (default 7)")
+    p.add_argument("--stream", action="store_true", help="pseudo-AR: judge the streamed speech (every level per span)")
     args = p.parse_args(argv)
     try:
         sampling = SamplingOptions.parse(args.sampling)
@@ -253,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
                 if v is not None}
     result, _ = evaluate(args.model, args.data, args.codec, args.max_utts, tuple(args.judges),
                          not args.no_similarity, sampling=sampling, seed=args.seed, refiner=args.refiner,
-                         generate=generate)
+                         generate=generate, stream=args.stream)
     text = markdown(result)
     print(text)
     if args.out:
