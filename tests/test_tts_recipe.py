@@ -7,7 +7,7 @@ import torch
 from narvox.tts.build import load_model
 from narvox.tts.core import GenerateOptions
 from narvox.tts.sampling import SamplingOptions
-from tests.test_asr_recipe import recipe_copy, run
+from tests.test_asr_recipe import ROOT, recipe_copy, run
 
 TINY = ("model.d_model=32 model.n_heads=2 model.d_ff=64 model.phone_layers=1 model.layers=1 "
         "model.residual_layers=1 model.n_codebooks=2 model.align_dim=16 optim.max_steps=8 optim.warmup_steps=2 "
@@ -67,3 +67,16 @@ def test_pack_is_opt_in(tmp_path):
     assert "--pack true" in out.stdout and not package.exists()
     run(["bash", "run.sh", "--stage", "7", "--pack", "true"], recipe)
     assert (package / "narvox.json").is_file() and (package / "lm.onnx").is_file()
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "egs/synth_en/tts/conf").glob("*.yaml")))
+def test_every_tts_config_builds_its_model_and_names_known_options(config):
+    """A recipe config's model section builds (every field known), and its decoding defaults are
+    a pseudo-AR model's (what stage 6 hands to `narvox export --decoding`)."""
+    import yaml
+    from narvox.tts.build import build_model
+    c = yaml.safe_load((ROOT / "egs/synth_en/tts/conf" / config).read_text())
+    model = build_model(c["model"], 60)
+    assert set(c.get("decoding") or {}) <= ({"span", "refine_steps"} if c["model"]["kind"] == "par" else set())
+    SamplingOptions(**(c.get("sampling") or {}))
+    assert sum(p.numel() for p in model.parameters()) > 0
