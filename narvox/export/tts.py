@@ -25,6 +25,7 @@ from narvox.bundle import write_bundle
 from narvox.export.onnx_utils import export, store_weights_as_float16
 from narvox.tts.ar import ValleTTS
 from narvox.tts.core import TtsBackend
+from narvox.tts.decoding import GenerateOptions
 from narvox.tts.levels import LevelPredictor
 
 
@@ -100,7 +101,7 @@ def export_tts(model_dir: str | Path, out_dir: str | Path, voices_from: str | Pa
     """The bundle of a TTS model directory (bundle kind <backend>_<conditioning>). `sampling`:
     the bundle's default SamplingOptions fields (what its recipe found best), which narvox.TTS
     uses unless told otherwise; `decoding`: a pseudo-AR model's default `span` (else the one it
-    was trained on) and `refine_steps` (else 7), chosen the same way."""
+    was trained on) and `refine_steps` (else GenerateOptions'), chosen the same way."""
     from narvox.text.tokens import read_tokenizer_meta
     from narvox.tts.build import load_model
     model, config, codec = load_model(model_dir)
@@ -140,8 +141,8 @@ def export_tts(model_dir: str | Path, out_dir: str | Path, voices_from: str | Pa
         settings = {"layers": c.layers, "heads": c.n_heads, "head_dim": d // c.n_heads}
     else:
         if config["kind"] == "par":  # decoding's defaults (the span: the least it was trained to extend), its look-ahead
-            settings = {"span": float(decoding.get("span", c.par_span)),
-                        "refine_steps": int(decoding.get("refine_steps", 7)), "lookahead": c.par_lookahead}
+            settings = {"span": float(decoding.get("span", c.par_span)), "lookahead": c.par_lookahead,
+                        "refine_steps": int(decoding.get("refine_steps", GenerateOptions.refine_steps))}
         known = torch.rand(b, t) < 0.5
         paths.append(export(_LevelsGraph(model.levels, whole_levels=False), (*level_args, known), files["levels"],
                             kind.graphs["levels"], [*level_axes, {0: "B", 1: "T"}, {0: "B", 1: "T"}]))

@@ -74,7 +74,7 @@ def spans(graphs: MaskedGraphs, batch: Conditioned, codes: np.ndarray, options: 
     confidence = np.ones((b, t))
     while not known.all():
         seen = window(batch, made, span, lookahead_of(graphs, options))
-        width = seen.frame_cond.shape[1] if seen is not batch else t
+        width = int(seen.lengths.max())
         rows, frames, drawn, p = predict(graphs, seen, codes[:, :, :width], known[:, :width] | ~seen.real, 0,
                                          options.sampling, options.sampling.temperature, rngs)
         # np.nonzero lists each row's unfinished frames left to right, rows in order
@@ -142,7 +142,7 @@ def stream(graphs: MaskedGraphs, phones: list[np.ndarray], prompts: list[np.ndar
     frame = np.arange(t)[None]
     while (final < batch.lengths).any():
         seen = window(batch, final, span, lookahead_of(graphs, options))
-        width = seen.frame_cond.shape[1] if seen is not batch else t
+        width = int(seen.lengths.max())
         done = ((frame < final[:, None]) | ~batch.real)[:, :width] | ~seen.real
         now = np.minimum(final + span, batch.lengths)
         for level in range(q):  # codebook 1 for the span (drafts after it), then each level above
