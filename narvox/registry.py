@@ -32,6 +32,15 @@ class Graph:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
 
+    def per_layer(self, layers: int) -> Graph:
+        """The graph with each `name*` (a tensor per decoder layer: separate inputs, because
+        ONNX Runtime copies whatever a graph slices out of a stacked one) spelled out as
+        name0 ... name<layers - 1>."""
+        def spell(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(n for name in names
+                         for n in ([f"{name[:-1]}{i}" for i in range(layers)] if name.endswith("*") else [name]))
+        return Graph(spell(self.inputs), spell(self.outputs))
+
 
 @dataclass(frozen=True)
 class BundleKind:
@@ -60,6 +69,7 @@ class TrainingKind:
 RUNTIMES = {"asr": "narvox.runtime.asr:OnnxASR", "codec": "narvox.runtime.codec:OnnxCodec",
             "tts": "narvox.runtime.tts:OnnxTTS"}
 
+LAYERS = "decoder_layers"  # the setting that spells out a graph's per-layer names (Graph.per_layer)
 _ASR_SETTINGS = ("sample_rate", "fbank", "frame_shift", "lfr_m", "lfr_n", "min_frames")
 _CTC_ENCODER = Graph(("x", "x_lens"), ("log_probs", "log_probs_lens"))
 
@@ -82,10 +92,11 @@ BUNDLE_KINDS = {k.name: k for k in (
     BundleKind(
         "attention", "asr", "narvox.export.asr:export_attention", "narvox.runtime.asr:AttentionRunner",
         files={"encoder": "encoder.onnx", "decoder": "decoder_step.onnx", "tokens": "tokens.txt"},
-        graphs={"encoder": Graph(_CTC_ENCODER.inputs, (*_CTC_ENCODER.outputs, "cross_k", "cross_v")),
-                "decoder": Graph(("tokens", "offset", "self_k", "self_v", "cross_k", "cross_v", "memory_mask"),
+        # cross_k*: each layer's cross-attention keys, transposed and scaled for the step's one matmul
+        graphs={"encoder": Graph(_CTC_ENCODER.inputs, (*_CTC_ENCODER.outputs, "cross_k*", "cross_v*")),
+                "decoder": Graph(("tokens", "offset", "self_k", "self_v", "cross_k*", "cross_v*", "memory_mask"),
                                  ("log_probs", "new_self_k", "new_self_v"))},
-        settings=(*_ASR_SETTINGS, "sos_id", "eos_id"),
+        settings=(*_ASR_SETTINGS, "sos_id", "eos_id", LAYERS),
         methods=("greedy", "beam")),
     BundleKind(
         "paraformer", "asr", "narvox.export.asr:export_paraformer", "narvox.runtime.asr:ParaformerRunner",

@@ -11,6 +11,7 @@ from narvox.asr.cif import cif
 from narvox.asr.frontend import AsrFrontend
 from narvox.export.asr import export_model_dir
 from narvox.features import Cmvn
+from narvox.bundle import read_bundle
 from narvox.runtime import OnnxASR
 from narvox.text.tokens import RESERVED, TokenTable
 
@@ -135,6 +136,21 @@ def bundles(tmp_path_factory):
         for b in export_model_dir(model_dir, root / "onnx"):
             out[b.name] = (b, model_dir)
     return out
+
+
+@pytest.mark.parametrize("name", ["ctc", "attention", "paraformer"])
+def test_bundles_record_their_graphs_real_names(bundles, name):
+    """The attention bundle's per-layer cross keys/values (cross_k*) are spelled out per layer."""
+    import onnxruntime as ort
+    bundle = read_bundle(bundles[name][0])
+    for file, graph in bundle.graphs.items():
+        session = ort.InferenceSession(str(bundle.path / file), providers=["CPUExecutionProvider"])
+        assert tuple(i.name for i in session.get_inputs()) == graph.inputs, file
+        assert tuple(o.name for o in session.get_outputs()) == graph.outputs, file
+    if name == "attention":
+        layers = config("ctc_attention")["decoder"]["n_layers"]
+        assert bundle.graph("decoder").inputs[4:-1] == (*(f"cross_k{i}" for i in range(layers)),
+                                                         *(f"cross_v{i}" for i in range(layers)))
 
 
 def test_saved_model_round_trip(bundles):

@@ -52,15 +52,15 @@ class AttentionDecoder(nn.Module):
         x = self.transformer(self.pos(self.embed(tokens)), self_mask, memory, memory_mask[:, None, :])
         return self.output(x)
 
-    def cross_kv(self, memory: Tensor) -> tuple[Tensor, Tensor]:
+    def cross_kv(self, memory: Tensor) -> list[tuple[Tensor, Tensor]]:
         return self.transformer.cross_kv(memory)
 
-    def step(self, tokens: Tensor, offset: Tensor, self_k: Tensor, self_v: Tensor, cross_k: Tensor,
-             cross_v: Tensor, memory_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def step(self, tokens: Tensor, offset: Tensor, self_k: Tensor, self_v: Tensor,
+             cross_kv: list[tuple[Tensor, Tensor]], memory_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One token per hypothesis: tokens [B, 1] at position `offset` -> log-probs [B, V] and the
-        self-attention cache grown by one position."""
+        self-attention cache [layers, B, heads, t, head_dim] grown by one position."""
         x, (k, v) = self.transformer.step(self.pos(self.embed(tokens), offset), (self_k, self_v),
-                                          (cross_k, cross_v), memory_mask[:, None, :])
+                                          cross_kv, memory_mask[:, None, :])
         return self.output(x[:, -1]).log_softmax(-1), k, v
 
 
@@ -134,14 +134,14 @@ class CtcAttentionASR(nn.Module):
         c, dec = self.config, self.decoder
         memory = memory.repeat_interleave(beam, 0)
         memory_mask = padding_mask(lens, memory.size(1)).repeat_interleave(beam, 0)
-        cross_k, cross_v = dec.cross_kv(memory)
-        n, hyps, h, _, dh = cross_k.shape
-        empty = memory.new_zeros(n, hyps, h, 0, dh).numpy()
+        cross_kv = dec.cross_kv(memory)
+        hyps, h, _, dh = cross_kv[0][1].shape
+        empty = memory.new_zeros(len(cross_kv), hyps, h, 0, dh).numpy()
 
         def step(tokens, position, cache):
             self_k, self_v = (torch.from_numpy(x) for x in cache)
             logp, self_k, self_v = dec.step(torch.from_numpy(tokens), torch.tensor(position),
-                                            self_k, self_v, cross_k, cross_v, memory_mask)
+                                            self_k, self_v, cross_kv, memory_mask)
             return logp.numpy(), (self_k.numpy(), self_v.numpy())
 
         max_lens = (lens * search.MAX_TOKENS_PER_FRAME).long().clamp(min=1).tolist()

@@ -6,8 +6,9 @@
   funasr-onnx's `Paraformer` load: inputs `speech` (N, T, 560) LFR+CMVN features and
   `speech_lengths` int32; outputs `logits` (log-probs) and `token_num` int32; plus `am.mvn`,
   `config.yaml` and `tokens.json` for funasr-onnx and LFR/CMVN metadata for sherpa-onnx.
-- Attention (`attention/`): `encoder.onnx` (memory, CTC log-probs and the decoder's cross-attention
-  keys/values) and `decoder_step.onnx` (one token with the self-attention KV cache in and out).
+- Attention (`attention/`): `encoder.onnx` (CTC log-probs and each decoder layer's cross-attention
+  keys, transposed and scaled, and values: `cross_k0`.., `cross_v0`..) and `decoder_step.onnx` (one
+  token with the self-attention KV cache in and out, and the cross keys/values as they came).
 The names of the graphs' inputs and outputs and of the files are each kind's narvox.registry
 entry's. Every bundle has `tokens.txt`, the symbols the model was trained on, and `narvox.json`
 (narvox.bundle: what narvox.runtime needs to run it), whose `symbol_form` says how the BPE symbols
@@ -77,9 +78,10 @@ class _AttentionEncoderGraph(nn.Module):
         self.model = model
 
     def forward(self, x: Tensor, x_lens: Tensor):
+        """... -> log_probs, lens, every layer's cross keys, then every layer's cross values."""
         log_probs, lens, hidden = self.model.ctc_log_probs(x, x_lens)
-        cross_k, cross_v = self.model.decoder.cross_kv(hidden)
-        return log_probs, lens, cross_k, cross_v
+        cross_kv = self.model.decoder.cross_kv(hidden)
+        return log_probs, lens, *(k for k, _ in cross_kv), *(v for _, v in cross_kv)
 
 
 class _DecoderStepGraph(nn.Module):
@@ -87,8 +89,10 @@ class _DecoderStepGraph(nn.Module):
         super().__init__()
         self.decoder = model.decoder
 
-    def forward(self, tokens, offset, self_k, self_v, cross_k, cross_v, memory_mask):
-        return self.decoder.step(tokens, offset, self_k, self_v, cross_k, cross_v, memory_mask)
+    def forward(self, tokens, offset, self_k, self_v, *cross_and_mask):
+        *cross, memory_mask = cross_and_mask
+        n = len(cross) // 2
+        return self.decoder.step(tokens, offset, self_k, self_v, list(zip(cross[:n], cross[n:])), memory_mask)
 
 
 def _example_fbank(dim: int, frames: int = 203) -> tuple[Tensor, Tensor]:
@@ -143,21 +147,24 @@ def export_attention(trained: TrainedASR, kind: registry.BundleKind, out: Path) 
         return None
     files = _files(kind, out)
     x, x_lens = _example_fbank(80)
-    export(_AttentionEncoderGraph(model), (x, x_lens), files["encoder"], kind.graphs["encoder"],
-           [{0: "N", 1: "T"}, {0: "N"}, {0: "N", 1: "T_out"}, {0: "N"}, {1: "N", 3: "T_out"}, {1: "N", 3: "T_out"}])
     with torch.no_grad():
         _, lens, hidden = model.ctc_log_probs(x, x_lens)
-        cross_k, cross_v = model.decoder.cross_kv(hidden)
-    n, b, h, t, dh = cross_k.shape
+        cross_kv = model.decoder.cross_kv(hidden)
+    n = len(cross_kv)
+    b, h, t, dh = cross_kv[0][1].shape
+    cross_axes = [{0: "N", 3: "T_out"}] * n + [{0: "N", 2: "T_out"}] * n  # keys [N, h, dh, T], values [N, h, T, dh]
+    export(_AttentionEncoderGraph(model), (x, x_lens), files["encoder"], kind.graphs["encoder"].per_layer(n),
+           [{0: "N", 1: "T"}, {0: "N"}, {0: "N", 1: "T_out"}, {0: "N"}, *cross_axes])
     past = torch.randn(n, b, h, 3, dh)
     mask = torch.arange(t)[None, :] < lens[:, None]
     export(_DecoderStepGraph(model),
-           (torch.tensor([[5], [6]]), torch.tensor(3), past, past.clone(), cross_k, cross_v, mask),
-           files["decoder"], kind.graphs["decoder"],
-           [{0: "N"}, {}, {1: "N", 3: "t"}, {1: "N", 3: "t"}, {1: "N", 3: "T"}, {1: "N", 3: "T"}, {0: "N", 1: "T"},
+           (torch.tensor([[5], [6]]), torch.tensor(3), past, past.clone(), *(k for k, _ in cross_kv),
+            *(v for _, v in cross_kv), mask),
+           files["decoder"], kind.graphs["decoder"].per_layer(n),
+           [{0: "N"}, {}, {1: "N", 3: "t"}, {1: "N", 3: "t"}, *cross_axes, {0: "N", 1: "T"},
             {0: "N"}, {1: "N", 3: "t1"}, {1: "N", 3: "t1"}])
     c = model.config
-    return {"sos_id": c.sos_id, "eos_id": c.eos_id, "decoder_layers": n, "heads": h, "head_dim": dh}
+    return {"sos_id": c.sos_id, "eos_id": c.eos_id, registry.LAYERS: n, "heads": h, "head_dim": dh}
 
 
 def _min_frames(model: nn.Module) -> int:

@@ -45,8 +45,16 @@ class MultiHeadAttention(nn.Module):
         return x.view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
 
     def project_kv(self, x: Tensor) -> KVCache:
-        """Keys and values of `x` [B, T, D]; computed once for cross-attention to a fixed memory."""
+        """Keys and values [B, heads, T, head_dim] of `x` [B, T, D]."""
         return self._split(self.key(x)), self._split(self.value(x))
+
+    def project_static_kv(self, memory: Tensor) -> KVCache:
+        """Keys and values of a fixed memory [B, S, D], computed once for step-wise decoding: the
+        keys scaled by 1/sqrt(head_dim) and transposed [B, heads, head_dim, S], so a step's
+        scores are one matmul; `scaled_dot_product_attention` would transpose and scale every
+        key again per token (two copies of the whole memory's keys per step in ONNX Runtime)."""
+        k, v = self.project_kv(memory)
+        return (k * self.head_dim ** -0.5).transpose(2, 3).contiguous(), v
 
     def forward(self, x: Tensor, memory: Tensor | None = None, mask: Tensor | None = None,
                 cache: KVCache | None = None, static_kv: KVCache | None = None) -> tuple[Tensor, KVCache]:
@@ -54,19 +62,12 @@ class MultiHeadAttention(nn.Module):
 
         mask: bool, broadcastable to [B, Tq, Tk], True where attention is allowed.
         cache: keys/values of earlier steps, extended by this call's (self-attention decoding).
-        static_kv: precomputed keys/values of a fixed memory (cross-attention decoding).
+        static_kv: a fixed memory's keys/values from `project_static_kv` (cross-attention decoding).
         Returns the output and the keys/values attended to (the new cache).
         """
         q = self._split(self.query(x))
-        if static_kv is not None:
-            k, v = static_kv
-        else:
-            k, v = self.project_kv(x if memory is None else memory)
-            if cache is not None:
-                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
-        if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        else:
+        bias = None
+        if mask is not None:
             # An additive mask with a finite floor, and rows that may attend to nothing (padding,
             # an empty memory) zeroed after: the same result as a boolean mask, whose export
             # cleans those rows' NaNs with two more passes over every [B, heads, Tq, Tk] score,
@@ -74,7 +75,16 @@ class MultiHeadAttention(nn.Module):
             allowed = mask.unsqueeze(1)
             floor = max(-1e9, torch.finfo(q.dtype).min / 2)
             bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, floor)
+        if static_kv is not None:
+            k, v = static_kv
+            scores = q @ k if bias is None else q @ k + bias
+            y = scores.softmax(-1) @ v
+        else:
+            k, v = self.project_kv(x if memory is None else memory)
+            if cache is not None:
+                k, v = torch.cat([cache[0], k], dim=2), torch.cat([cache[1], v], dim=2)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0)
+        if mask is not None:
             y = y * allowed.any(-1, keepdim=True).to(y.dtype)
         b, _, t, _ = y.shape
         return self.out(y.transpose(1, 2).reshape(b, t, -1)), (k, v)

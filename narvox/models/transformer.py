@@ -86,14 +86,15 @@ class TransformerStack(nn.Module):
             x, _ = layer(x, mask, memory, memory_mask, cond=cond)
         return apply_norm(self.norm, x, cond)
 
-    def cross_kv(self, memory: Tensor) -> KVCache:
-        """Every layer's cross-attention keys/values of memory [B, S, D], computed once for `step`."""
+    def cross_kv(self, memory: Tensor) -> list[KVCache]:
+        """Each layer's cross-attention keys/values of memory [B, S, D] (MultiHeadAttention.
+        project_static_kv), computed once for `step`. A list, not a stack: an exported step
+        takes each as an input of its own, as slicing a layer out of a stack copies it."""
         if not self.cross_attention:
             raise ValueError("this stack has no cross-attention")
-        kv = [layer.cross_attn.project_kv(memory) for layer in self.layers]
-        return torch.stack([k for k, _ in kv]), torch.stack([v for _, v in kv])
+        return [layer.cross_attn.project_static_kv(memory) for layer in self.layers]
 
-    def step(self, x: Tensor, cache: KVCache | None = None, cross_kv: KVCache | None = None,
+    def step(self, x: Tensor, cache: KVCache | None = None, cross_kv: list[KVCache] | None = None,
              memory_mask: Tensor | None = None, cond: Tensor | None = None,
              mask: Tensor | None = None) -> tuple[Tensor, KVCache]:
         """Extend cached sequences by x [B, n, D] (one token, or a prompt at once). Returns the
@@ -107,7 +108,7 @@ class TransformerStack(nn.Module):
         new_k, new_v = [], []
         for i, layer in enumerate(self.layers):
             x, (k, v) = layer(x, mask, memory_mask=memory_mask, cache=_layer_kv(cache, i),
-                              cross_kv=_layer_kv(cross_kv, i), cond=cond)
+                              cross_kv=None if cross_kv is None else cross_kv[i], cond=cond)
             new_k.append(k)
             new_v.append(v)
         return apply_norm(self.norm, x, cond), (torch.stack(new_k), torch.stack(new_v))

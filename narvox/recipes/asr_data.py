@@ -45,11 +45,13 @@ class SpecAugment:
 class AsrDataset(Dataset):
     """(features, token ids) of every utterance of a dump dir: the dumped fbank, or, with a
     waveform `augment` config (narvox.data.augment), fbank of the augmented audio, computed as
-    the item is loaded. Item i's n-th load in a process draws from the seed (seed, i, n)."""
+    the item is loaded. Item i's n-th load in a process draws from the seed (seed, i, n); its
+    first `clean_epochs` loads skip the augmentation (with one loader worker, as the recipes
+    run, the n-th load is the n-th epoch)."""
 
     def __init__(self, dump_dir: str | Path, tokenizer: Tokenizer, frontend: AsrFrontend,
                  spec_augment: SpecAugment | None = None, augment: dict | None = None,
-                 vocal_tract: dict | None = None, seed: int = 0):
+                 vocal_tract: dict | None = None, seed: int = 0, clean_epochs: int = 0):
         self.dump = FbankDump(dump_dir)
         self.tokenizer, self.frontend, self.spec_augment = tokenizer, frontend, spec_augment
         self.audio = None
@@ -61,7 +63,7 @@ class AsrDataset(Dataset):
         self.augment = WaveAugment(augment, babble_source=self._babble) if augment else None
         self.vocal_tract = VocalTract(**{k: tuple(v) if isinstance(v, list) else v
                                          for k, v in vocal_tract.items()}) if vocal_tract else None
-        self.seed, self.loads = seed, {}
+        self.seed, self.loads, self.clean_epochs = seed, {}, clean_epochs
         self.utts = self.dump.utts
         self.targets = []
         for utt in self.utts:
@@ -78,7 +80,9 @@ class AsrDataset(Dataset):
         n = self.loads[i] = self.loads.get(i, -1) + 1
         rng = np.random.default_rng([self.seed, i, n])
         utt = self.utts[i]
-        if self.augment is None:
+        # a fresh model leaves the CTC plateau sooner on clean audio: augment once it has
+        augmenting = n >= self.clean_epochs
+        if self.augment is None or not augmenting:
             feats = self.dump[utt]
         else:
             config = self.dump.fbank_config
@@ -87,7 +91,7 @@ class AsrDataset(Dataset):
                 feats = fbank(self.augment(samples, config.sample_rate, rng), config)
             except AudioError as e:
                 raise AudioError(f"utterance {utt} (augmented): {e}") from None
-        if self.vocal_tract is not None and rng.random() < self.vocal_tract.p:
+        if self.vocal_tract is not None and augmenting and rng.random() < self.vocal_tract.p:
             feats = self.vocal_tract(feats, rng)
         if self.spec_augment is not None:
             feats = self.spec_augment(feats, rng)
@@ -116,18 +120,19 @@ class AsrDataModule(L.LightningDataModule):
 
     def __init__(self, train_dir: str, valid_dir: str, tokenizer: Tokenizer, frontend: AsrFrontend,
                  max_seconds: float = 200.0, num_workers: int = 1, spec_augment: bool = True,
-                 augment: dict | None = None, vocal_tract: dict | None = None, seed: int = 0):
+                 augment: dict | None = None, vocal_tract: dict | None = None, seed: int = 0,
+                 clean_epochs: int = 0):
         super().__init__()
         self.train_dir, self.valid_dir = train_dir, valid_dir
         self.tokenizer, self.frontend = tokenizer, frontend
         self.max_seconds, self.num_workers, self.seed = max_seconds, num_workers, seed
         self.spec_augment = SpecAugment() if spec_augment else None
-        self.augment, self.vocal_tract = augment, vocal_tract
+        self.augment, self.vocal_tract, self.clean_epochs = augment, vocal_tract, clean_epochs
 
     def setup(self, stage: str | None = None) -> None:
         # augmentation is for training only: validation scores the clean set
         self.train = AsrDataset(self.train_dir, self.tokenizer, self.frontend, self.spec_augment, self.augment,
-                                self.vocal_tract, self.seed)
+                                self.vocal_tract, self.seed, self.clean_epochs)
         self.valid = AsrDataset(self.valid_dir, self.tokenizer, self.frontend)
 
     def _loader(self, ds: AsrDataset, shuffle: bool) -> DataLoader:

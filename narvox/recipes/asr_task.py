@@ -94,7 +94,8 @@ def build(config: dict, exp_dir: Path, train: str, valid: str, lang: str,
     d = config.get("data", {})
     data = AsrDataModule(train, valid, tokenizer, frontend, max_seconds=d.get("max_seconds", 200),
                          num_workers=d.get("num_workers", 1), spec_augment=d.get("spec_augment", True),
-                         augment=d.get("augment"), vocal_tract=d.get("vocal_tract"), seed=config.get("seed", 0))
+                         augment=d.get("augment"), vocal_tract=d.get("vocal_tract"), seed=config.get("seed", 0),
+                         clean_epochs=d.get("clean_epochs", 0))
     task = AsrTask(m, len(tokenizer), config.get("optim", {}))
     if not lfr:  # LFR models are normalised by am.mvn; the others by CMVN buffers in the graph
         data.setup()

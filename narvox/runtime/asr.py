@@ -109,16 +109,14 @@ class AttentionRunner:
 
     def decode(self, x: np.ndarray, lengths: np.ndarray, method: str, beam: int) -> list[Hypothesis]:
         beam = 1 if method == "greedy" else beam
-        log_probs, out_lens, cross_k, cross_v = self.encoder(x, lengths)
-        n, b, h, t, dh = cross_k.shape
-        repeat = lambda a, axis: np.repeat(a, beam, axis=axis)  # noqa: E731
-        mask = repeat(np.arange(t)[None, :] < out_lens[:, None], 0)
-        empty = np.zeros((n, b * beam, h, 0, dh), dtype=np.float32)
-        cross_k, cross_v = repeat(cross_k, 1), repeat(cross_v, 1)
+        log_probs, out_lens, *cross = self.encoder(x, lengths)  # each layer's keys, then values
+        b, h, t, dh = cross[-1].shape
+        mask = np.repeat(np.arange(t)[None, :] < out_lens[:, None], beam, axis=0)
+        empty = np.zeros((len(cross) // 2, b * beam, h, 0, dh), dtype=np.float32)
+        cross = [np.repeat(c, beam, axis=0) for c in cross]
 
         def step(tokens, position, cache):
-            logp, k, v = self.decoder(tokens, np.array(position, dtype=np.int64), cache[0], cache[1],
-                                      cross_k, cross_v, mask)
+            logp, k, v = self.decoder(tokens, np.array(position, dtype=np.int64), *cache, *cross, mask)
             return logp, (k, v)
 
         max_lens = np.maximum(1, (out_lens * search.MAX_TOKENS_PER_FRAME).astype(np.int64))
