@@ -133,3 +133,14 @@ def test_average_codec(tmp_path, make_data_dir):
     average_main(["--checkpoints", str(last), "--out", str(tmp_path / "last")])
     assert int(torch.load(last, weights_only=False)["state_dict"]["steps"]) == 3
     assert_mean_of([last], torch.load(tmp_path / "last/model.pt", weights_only=True), tol=1e-3)
+
+
+def test_validation_curve_joins_resumed_runs_and_drops_absent_columns(tmp_path):
+    from narvox.recipes.trainer import validation_curve
+    for version, text in enumerate(["step,epoch,train_loss,val_loss,val_acc\n9,0,3.0,,\n9,0,,2.5,0.1\n",
+                                    "step,epoch,val_loss,val_acc\n19,1,1.25,0.5\n"]):
+        (tmp_path / f"logs/version_{version}").mkdir(parents=True)
+        (tmp_path / f"logs/version_{version}/metrics.csv").write_text(text)
+    table = validation_curve(tmp_path, ("step", "epoch", "val_loss", "val_ctc", "val_acc"), "curve")
+    assert table.splitlines()[2:] == ["| step | epoch | val_loss | val_acc |", "|---|---|---|---|",
+                                      "| 9 | 0 | 2.500 | 0.100 |", "| 19 | 1 | 1.250 | 0.500 |"]

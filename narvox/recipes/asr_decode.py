@@ -4,7 +4,8 @@
       --method greedy --out exp/paraformer/decode_test_seen_greedy
 
 writes `hyp.txt`, `ref.txt`, `result.json` (WER, CER, error counts, real-time factor).
-`--results` collects every result.json below an exp dir into RESULTS.md.
+`--results` collects every result.json below an exp dir into RESULTS.md; `--curve exp/<model>`
+prints a training run's validation losses and accuracy, a row per validation.
 """
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from pathlib import Path
 from narvox.asr.api import ASR
 from narvox.data import read_data_dir
 from narvox.eval.wer import error_rates
+
+
+CURVE_COLUMNS = ("step", "epoch", "val_loss", "val_ctc", "val_att", "val_acc")
 
 
 def decode(model: str, data_dir: str, out: str | None = None, method: str = "greedy",
@@ -64,9 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--num-threads", type=int, default=2)
     p.add_argument("--results", metavar="EXP_DIR", help="write EXP_DIR/RESULTS.md and exit")
+    p.add_argument("--curve", metavar="EXP_DIR", help="print the learning curve of a training run and exit")
     args = p.parse_args(argv)
     if args.results:
         print(collect(args.results))
+        return
+    if args.curve:
+        from narvox.recipes.trainer import validation_curve
+        print(validation_curve(args.curve, CURVE_COLUMNS, f"Validation (clean dev set) of {args.curve}"))
         return
     r = decode(args.model, args.data, args.out, args.method, args.batch_size, args.num_threads)
     print(f"{args.out}: WER {100 * r['wer']:.2f}% CER {100 * r['cer']:.2f}% RTF {r['rtf']:.4f}")

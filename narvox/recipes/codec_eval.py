@@ -109,22 +109,9 @@ CURVE_COLUMNS = ("step", "train_minutes", "val_stoi", "val_stoi_q4", "val_mel_q8
 
 
 def learning_curve(exp_dir: str | Path) -> str:
-    """The validation metrics of a training run (every logs/version_*/metrics.csv: a resumed run
-    adds a version) as a Markdown table against training minutes."""
-    import csv
-    rows = {}
-    for path in sorted(Path(exp_dir).glob("logs/version_*/metrics.csv")):
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("val_stoi"):
-                    rows[int(row["step"])] = row
-    columns = [c for c in CURVE_COLUMNS if any(r.get(c) for r in rows.values())]
-    lines = [f"Learning curve of {exp_dir} (validation: the first 3 s of the first dev utterances)", "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for step in sorted(rows):
-        cells = [(rows[step].get(c) or "", c) for c in columns]
-        lines.append("| " + " | ".join(v if c == "step" or not v else f"{float(v):.3f}" for v, c in cells) + " |")
-    return "\n".join(lines) + "\n"
+    from narvox.recipes.trainer import validation_curve
+    return validation_curve(exp_dir, CURVE_COLUMNS, f"Learning curve of {exp_dir} (validation: the first 3 s "
+                                                    "of the first dev utterances)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ What it owns, so that no family copies it:
 """
 from __future__ import annotations
 
+import csv
 import importlib.util
 import re
 import time
@@ -67,6 +68,24 @@ def warmup_then_decay(step: int, warmup_steps: int, max_steps: int, final_lr_rat
     `max_steps` (held there after)."""
     warm = min(1.0, (step + 1) / warmup_steps)
     return warm * final_lr_ratio ** min(1.0, step / max_steps)
+
+
+def validation_curve(exp_dir: str | Path, columns: tuple[str, ...], title: str) -> str:
+    """A run's validation metrics as a Markdown table, a row per validation, from every
+    logs/version_*/metrics.csv (a resumed run adds a version). Rows are those with the first
+    `val_` column; columns no row has are left out."""
+    key = next(c for c in columns if c.startswith("val_"))
+    rows = {}
+    for path in sorted(Path(exp_dir).glob("logs/version_*/metrics.csv")):
+        with open(path, newline="") as f:
+            rows.update({int(row["step"]): row for row in csv.DictReader(f) if row.get(key)})
+    columns = [c for c in columns if any(r.get(c) for r in rows.values())]
+    lines = [title, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for step in sorted(rows):
+        cells = [(rows[step].get(c) or "", c) for c in columns]
+        lines.append("| " + " | ".join(v if c in ("step", "epoch") or not v else f"{float(v):.3f}"
+                                       for v, c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def checkpoint_score(path: Path, monitor: str) -> float | None:
