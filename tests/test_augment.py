@@ -150,6 +150,10 @@ def test_training_dataset_augments_audio_and_validation_does_not(tiny_dumps, tmp
     data = AsrDataModule(train, valid, tokenizer, frontend, augment=config)
     data.setup()
     assert data.train.augment is not None and data.valid.augment is None
+    # clean_epochs: an item's first loads are the clean dump, then augmentation starts
+    late = AsrDataset(train, tokenizer, frontend, augment=config, vocal_tract={"p": 1.0}, seed=7, clean_epochs=2)
+    assert np.array_equal(late[0][0], clean[0][0]) and np.array_equal(late[0][0], clean[0][0])
+    assert abs(len(late[0][0]) - len(clean[0][0]) / 1.1) <= 2
 
 
 def test_a_dump_without_wav_scp_cannot_be_augmented(tiny_dumps, tmp_path):
