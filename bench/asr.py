@@ -30,6 +30,7 @@ SYSTEMS = {
     "Paraformer": ("paraformer", "greedy", "paraformer", "greedy"),
     "AR greedy": ("ctc_attention", "attention_greedy", "attention", "greedy"),
     "AR beam 5": ("ctc_attention", "attention_beam", "attention", "beam"),
+    "CTC beam 5 + AR rescoring": ("ctc_attention", "attention_rescore", "attention", "rescore"),
 }
 
 

@@ -97,7 +97,7 @@ BUNDLE_KINDS = {k.name: k for k in (
                 "decoder": Graph(("tokens", "offset", "self_k", "self_v", "cross_k*", "cross_v*", "memory_mask"),
                                  ("log_probs", "new_self_k", "new_self_v"))},
         settings=(*_ASR_SETTINGS, "sos_id", "eos_id", LAYERS),
-        methods=("greedy", "beam")),
+        methods=("greedy", "beam", "rescore")),  # rescore: the CTC beam's n-best, by the decoder
     BundleKind(
         "paraformer", "asr", "narvox.export.asr:export_paraformer", "narvox.runtime.asr:ParaformerRunner",
         # tokens.json and config.yaml are what funasr-onnx reads

@@ -71,7 +71,7 @@ def test_cif_integrates_and_fires():
     assert fire[0].tolist() == [1, 3]
 
 
-@pytest.mark.parametrize("method", ["ctc_greedy", "ctc_beam", "attention_greedy", "attention_beam"])
+@pytest.mark.parametrize("method", ["ctc_greedy", "ctc_beam", "attention_greedy", "attention_beam", "attention_rescore"])
 def test_ctc_attention_decoding_methods(method):
     model = build_model(config("ctc_attention"), VOCAB).eval()
     feats, lens, _, _ = batch("ctc_attention")
@@ -80,6 +80,22 @@ def test_ctc_attention_decoding_methods(method):
     for ids, times in out:
         assert len(ids) == len(times) and all(0 <= t < 1.6 for t in times)
         assert times == sorted(times)
+
+
+def test_attention_rescoring_weighs_the_decoder_against_ctc():
+    """Two CTC hypotheses: the decoder's preference wins unless the CTC gap outweighs it, and each
+    utterance's rows are scored apart from the others'."""
+    from narvox.asr import search
+    sos = eos = 3
+
+    def step(tokens, position, cache):  # the decoder likes token 7 then </s>, everything else less
+        logp = np.full((len(tokens), 10), np.log(0.01))
+        logp[:, 7 if position == 0 else eos] = np.log(0.9)
+        return logp, cache
+
+    close = [([5], -1.0), ([7], -1.5)]
+    far = [([5], -1.0), ([7], -30.0)]
+    assert search.attention_rescore(step, (), [close, far, [([], 0.0)]], sos, eos) == [[7], [5], []]
 
 
 def learnable_batch():
@@ -108,7 +124,7 @@ def test_all_decoding_methods_find_the_truth_on_a_trained_model():
         loss.backward()
         opt.step()
     model.eval()
-    for method in ("ctc_greedy", "ctc_beam", "attention_greedy", "attention_beam"):
+    for method in ("ctc_greedy", "ctc_beam", "attention_greedy", "attention_beam", "attention_rescore"):
         hyps = [ids for ids, _ in model.transcribe(feats, lens, method)]
         assert hyps == targets, method
 
@@ -160,7 +176,8 @@ def test_saved_model_round_trip(bundles):
 
 
 EVERY_DECODER = pytest.mark.parametrize("name,method", [
-    ("ctc", "greedy"), ("ctc", "beam"), ("paraformer", "greedy"), ("attention", "greedy"), ("attention", "beam")])
+    ("ctc", "greedy"), ("ctc", "beam"), ("paraformer", "greedy"), ("attention", "greedy"), ("attention", "beam"),
+    ("attention", "rescore")])
 
 
 def _noise(seed, lengths):

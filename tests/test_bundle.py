@@ -94,7 +94,7 @@ def test_one_vocabulary_of_decoding_methods():
     assert registry.decoding("attention_beam", heads, "m") == registry.Decoding("attention", "beam")
     assert registry.decoding("ctc_beam", ["ctc"], "b").name == "ctc_beam"  # the older name of a bundle's method
     with pytest.raises(NarvoxError, match=re.escape("m decodes with ctc_greedy | ctc_beam | attention_greedy | "
-                                                    "attention_beam, not 'sampling'")):
+                                                    "attention_beam | attention_rescore, not 'sampling'")):
         registry.decoding("sampling", heads, "m")
     with pytest.raises(NarvoxError, match="decodes with greedy, not 'beam'"):  # refused before any audio
         ASR.from_pretrained("paraformer", method="beam")

@@ -107,7 +107,7 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   for m in $models; do
     utils/need.sh 6 exp/$m/final
     methods="greedy"
-    [ "$m" = ctc_attention ] && methods="greedy beam attention_greedy attention_beam"
+    [ "$m" = ctc_attention ] && methods="greedy beam attention_greedy attention_beam attention_rescore"
     for s in $test_sets; do
       for method in $methods; do
         echo "stage 6: decode $s with $m ($method)"

@@ -109,8 +109,9 @@ class CtcAttentionASR(nn.Module):
                    beam: int = 5) -> list[tuple[list[int], list[float]]]:
         """(token ids, start seconds) per utterance.
 
-        method: ctc_greedy | ctc_beam | attention_greedy | attention_beam. Greedy CTC timestamps
-        come from the best path; other hypotheses are force-aligned with the CTC head.
+        method: ctc_greedy | ctc_beam | attention_greedy | attention_beam | attention_rescore (the
+        CTC beam's `beam` best rescored by the decoder). Greedy CTC timestamps come from the best
+        path; other hypotheses are force-aligned with the CTC head.
         """
         log_probs, lens, hidden = self.ctc_log_probs(feats, feat_lens)
         lp, lens_np = log_probs.float().numpy(), lens.numpy()
@@ -119,10 +120,15 @@ class CtcAttentionASR(nn.Module):
                     for ids, frames in search.ctc_greedy(lp, lens_np)]
         if method == "ctc_beam":
             hyps = [search.ctc_prefix_beam_search(lp[b, :lens_np[b]], beam) for b in range(len(lp))]
-        elif method in ("attention_greedy", "attention_beam"):
+        elif method in ("attention_greedy", "attention_beam", "attention_rescore"):
             if self.decoder is None:
                 raise ValueError("this model has no attention decoder")
-            hyps = self.attention_search(hidden, lens, 1 if method == "attention_greedy" else beam)
+            if method == "attention_rescore":
+                nbest = [search.ctc_prefix_beams(lp[b, :lens_np[b]], beam) for b in range(len(lp))]
+                step, cache = self._decoder_step(hidden, lens, torch.tensor([len(n) for n in nbest]))
+                hyps = search.attention_rescore(step, cache, nbest, self.config.sos_id, self.config.eos_id)
+            else:
+                hyps = self.attention_search(hidden, lens, 1 if method == "attention_greedy" else beam)
         else:
             raise ValueError(f"unknown decoding method '{method}'")
         return [(ids, [round(s * self.frame_shift, 3)
@@ -131,12 +137,20 @@ class CtcAttentionASR(nn.Module):
 
     def attention_search(self, memory: Tensor, lens: Tensor, beam: int) -> list[list[int]]:
         """Beam search (greedy when beam == 1) with the decoder's KV cache."""
-        c, dec = self.config, self.decoder
-        memory = memory.repeat_interleave(beam, 0)
-        memory_mask = padding_mask(lens, memory.size(1)).repeat_interleave(beam, 0)
+        c = self.config
+        step, cache = self._decoder_step(memory, lens, beam)
+        max_lens = (lens * search.MAX_TOKENS_PER_FRAME).long().clamp(min=1).tolist()
+        return search.attention_beam_search(step, cache, lens.size(0), beam, max_lens, c.sos_id, c.eos_id)
+
+    def _decoder_step(self, memory: Tensor, lens: Tensor, repeats: int | Tensor):
+        """The decoder's `step` (narvox.asr.search.StepFn) with each utterance of `memory` as
+        `repeats` rows (hypotheses), and its empty cache."""
+        dec = self.decoder
+        memory = memory.repeat_interleave(repeats, 0)
+        memory_mask = padding_mask(lens, memory.size(1)).repeat_interleave(repeats, 0)
         cross_kv = dec.cross_kv(memory)
-        hyps, h, _, dh = cross_kv[0][1].shape
-        empty = memory.new_zeros(len(cross_kv), hyps, h, 0, dh).numpy()
+        rows, h, _, dh = cross_kv[0][1].shape
+        empty = memory.new_zeros(len(cross_kv), rows, h, 0, dh).numpy()
 
         def step(tokens, position, cache):
             self_k, self_v = (torch.from_numpy(x) for x in cache)
@@ -144,6 +158,4 @@ class CtcAttentionASR(nn.Module):
                                             self_k, self_v, cross_kv, memory_mask)
             return logp.numpy(), (self_k.numpy(), self_v.numpy())
 
-        max_lens = (lens * search.MAX_TOKENS_PER_FRAME).long().clamp(min=1).tolist()
-        return search.attention_beam_search(step, (empty, empty), lens.size(0), beam, max_lens,
-                                            c.sos_id, c.eos_id)
+        return step, (empty, empty)

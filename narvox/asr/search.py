@@ -2,7 +2,8 @@
 
 - CTC: greedy best path and prefix beam search over log-probs.
 - Attention decoder: batched beam search over any `step` function (a torch decoder or an ONNX
-  session), with the KV cache carried as arrays whose axis 1 is the hypothesis.
+  session), with the KV cache carried as arrays whose axis 1 is the hypothesis; and rescoring of
+  the CTC n-best by the decoder, teacher-forced through the same `step`.
 """
 from __future__ import annotations
 
@@ -36,7 +37,14 @@ def _logaddexp(a: float, b: float) -> float:
 
 
 def ctc_prefix_beam_search(log_probs: np.ndarray, beam: int = 5, prune: float = -12.0) -> list[int]:
-    """CTC prefix beam search over one utterance's log-probs [T, V].
+    """The best prefix of `ctc_prefix_beams`."""
+    return ctc_prefix_beams(log_probs, beam, prune)[0][0]
+
+
+def ctc_prefix_beams(log_probs: np.ndarray, beam: int = 5,
+                     prune: float = -12.0) -> list[tuple[list[int], float]]:
+    """CTC prefix beam search over one utterance's log-probs [T, V]: the final beams as
+    (token ids, log-probability), best first.
 
     Frames where blank is certain are folded in without expanding prefixes: they add the same
     blank probability to every prefix and cannot change the ranking.
@@ -63,7 +71,7 @@ def ctc_prefix_beam_search(log_probs: np.ndarray, beam: int = 5, prune: float = 
                     nxt[ext][1] = _logaddexp(nxt[ext][1], total + p)
         ranked = sorted(nxt.items(), key=lambda kv: -_logaddexp(*kv[1]))[:beam]
         beams = {p: (v[0], v[1]) for p, v in ranked}
-    return list(max(beams.items(), key=lambda kv: _logaddexp(*kv[1]))[0])
+    return sorted(((list(p), _logaddexp(pb, pnb)) for p, (pb, pnb) in beams.items()), key=lambda h: -h[1])
 
 
 # the attention decoder's length limit: at most this many tokens per encoder frame
@@ -115,6 +123,41 @@ def attention_beam_search(step: StepFn, cache: tuple, batch: int, beam: int, max
     for b in range(batch):
         seq = history[b * beam + best[b]].tolist()
         out.append(seq[:seq.index(eos)] if eos in seq else seq)
+    return out
+
+
+# attention rescoring's weight of the CTC score beside the decoder's (WeNet's default)
+RESCORE_CTC_WEIGHT = 0.5
+
+
+def attention_rescore(step: StepFn, cache: tuple, nbest: list[list[tuple[list[int], float]]],
+                      sos: int, eos: int, ctc_weight: float = RESCORE_CTC_WEIGHT) -> list[list[int]]:
+    """Attention rescoring (WeNet's `attention_rescoring`): each utterance's CTC n-best
+    (`ctc_prefix_beams`) scored by the decoder in one teacher-forced pass, the best of
+    decoder log-prob (</s> included) + `ctc_weight` x CTC log-prob chosen per utterance.
+
+    Every hypothesis of every utterance is a row of the same `step` calls, `step` as
+    `attention_beam_search` takes it, with its rows in `nbest` order (the caller repeats each
+    utterance's cross-attention inputs by its number of hypotheses); rows shorter than the
+    longest read </s> past their end, whose scores are not counted.
+    """
+    hyps = [ids for utt in nbest for ids, _ in utt]
+    longest = max(len(h) for h in hyps)
+    tokens = np.full((len(hyps), longest + 2), eos, dtype=np.int64)
+    tokens[:, 0] = sos
+    for i, h in enumerate(hyps):
+        tokens[i, 1:len(h) + 1] = h
+    lengths = np.array([len(h) for h in hyps])
+    rows = np.arange(len(hyps))
+    scores = np.zeros(len(hyps))
+    for position in range(longest + 1):
+        logp, cache = step(tokens[:, position:position + 1], position, cache)
+        scores += np.where(position <= lengths, logp[rows, tokens[:, position + 1]], 0.0)
+    out, row = [], 0
+    for utt in nbest:
+        total = [scores[row + i] + ctc_weight * ctc for i, (_, ctc) in enumerate(utt)]
+        out.append(utt[int(np.argmax(total))][0])
+        row += len(utt)
     return out
 
 

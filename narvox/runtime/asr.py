@@ -110,15 +110,26 @@ class AttentionRunner:
     def decode(self, x: np.ndarray, lengths: np.ndarray, method: str, beam: int) -> list[Hypothesis]:
         beam = 1 if method == "greedy" else beam
         log_probs, out_lens, *cross = self.encoder(x, lengths)  # each layer's keys, then values
-        b, h, t, dh = cross[-1].shape
-        mask = np.repeat(np.arange(t)[None, :] < out_lens[:, None], beam, axis=0)
-        empty = np.zeros((len(cross) // 2, b * beam, h, 0, dh), dtype=np.float32)
-        cross = [np.repeat(c, beam, axis=0) for c in cross]
+        if method == "rescore":
+            nbest = [search.ctc_prefix_beams(log_probs[b, :out_lens[b]], beam) for b in range(len(x))]
+            step, cache = self._step(cross, out_lens, np.array([len(n) for n in nbest]))
+            hyps = search.attention_rescore(step, cache, nbest, self.sos_id, self.eos_id)
+        else:
+            step, cache = self._step(cross, out_lens, beam)
+            max_lens = np.maximum(1, (out_lens * search.MAX_TOKENS_PER_FRAME).astype(np.int64))
+            hyps = search.attention_beam_search(step, cache, len(x), beam, max_lens, self.sos_id, self.eos_id)
+        return _aligned(log_probs, out_lens, hyps)
+
+    def _step(self, cross: list[np.ndarray], lengths: np.ndarray, repeats):
+        """The decoder step (narvox.asr.search.StepFn) with each utterance as `repeats` rows, and
+        its empty cache."""
+        h, t, dh = cross[-1].shape[1:]
+        mask = np.repeat(np.arange(t)[None, :] < lengths[:, None], repeats, axis=0)
+        cross = [np.repeat(c, repeats, axis=0) for c in cross]
+        empty = np.zeros((len(cross) // 2, len(mask), h, 0, dh), dtype=np.float32)
 
         def step(tokens, position, cache):
             logp, k, v = self.decoder(tokens, np.array(position, dtype=np.int64), *cache, *cross, mask)
             return logp, (k, v)
 
-        max_lens = np.maximum(1, (out_lens * search.MAX_TOKENS_PER_FRAME).astype(np.int64))
-        hyps = search.attention_beam_search(step, (empty, empty), b, beam, max_lens, self.sos_id, self.eos_id)
-        return _aligned(log_probs, out_lens, hyps)
+        return step, (empty, empty)
