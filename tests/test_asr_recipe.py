@@ -38,7 +38,7 @@ def run(cmd: list[str], cwd: Path, ok: bool = True) -> subprocess.CompletedProce
 def test_pack_is_opt_in(tmp_path):
     """Stage 9 alone on fake bundles: the package's models are replaced only with --pack true."""
     recipe = recipe_copy(tmp_path)
-    for m, name in (("ctc_attention", "ctc"), ("paraformer", "paraformer")):
+    for m, name in (("ctc_attention", "ctc"), ("ctc_attention", "attention"), ("paraformer", "paraformer")):
         (recipe / f"exp/{m}/onnx/{name}").mkdir(parents=True)
         (recipe / f"exp/{m}/onnx/{name}/model.onnx").write_text(f"new {name}")
     package = tmp_path / "narvox/pretrained/asr"  # the copy's narvox/pretrained/asr, the default pack dir
@@ -49,7 +49,7 @@ def test_pack_is_opt_in(tmp_path):
     assert sorted(p.relative_to(package).as_posix() for p in package.rglob("*")) == ["ctc", "ctc/model.onnx"]
     assert (package / "ctc/model.onnx").read_text() == "shipped ctc"
     run(["bash", "run.sh", "--stage", "9", "--pack", "true"], recipe)
-    for name in ("ctc", "paraformer"):
+    for name in ("ctc", "attention", "paraformer"):
         assert (package / name / "model.onnx").read_text() == f"new {name}"
 
 
@@ -70,7 +70,7 @@ def test_run_sh_all_stages(tmp_path):
         assert len(log) > 2
         assert (recipe / f"exp/{m}/final/model.pt").is_file()
     results = (recipe / "exp/RESULTS.md").read_text()
-    assert results.count("| test_seen |") == 5 and results.count("| test_unseen_voice |") == 5
+    assert results.count("| test_seen |") == 6 and results.count("| test_unseen_voice |") == 6
     r = json.loads((recipe / "exp/paraformer/decode_test_seen_greedy/result.json").read_text())
     assert r["utterances"] > 0 and r["failed"] == []
     for bundle in ("ctc_attention/onnx/ctc", "ctc_attention/onnx/attention", "paraformer/onnx/paraformer"):

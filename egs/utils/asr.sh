@@ -135,13 +135,16 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ] && ! $pack; then
   echo "stage 9: not packing, the bundles stay in exp/*/onnx (to copy them into $pack_dir: ./run.sh --stage 9 --pack true)"
 elif [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   for m in $models; do
-    name=$([ "$m" = paraformer ] && echo paraformer || echo ctc)  # CTC/attention ships its CTC bundle
-    bundle=exp/$m/onnx/$name
-    utils/need.sh 9 "$bundle"
-    echo "stage 9: pack $bundle -> $pack_dir/$name"
-    rm -rf "$pack_dir/$name"
-    mkdir -p "$pack_dir"
-    cp -r "$bundle" "$pack_dir/$name"
-    du -sh "$pack_dir/$name"
+    # CTC/attention ships both its bundles: CTC alone, and with the decoder (AR beam, rescoring)
+    names=$([ "$m" = paraformer ] && echo paraformer || echo "ctc attention")
+    for name in $names; do
+      bundle=exp/$m/onnx/$name
+      utils/need.sh 9 "$bundle"
+      echo "stage 9: pack $bundle -> $pack_dir/$name"
+      rm -rf "$pack_dir/$name"
+      mkdir -p "$pack_dir"
+      cp -r "$bundle" "$pack_dir/$name"
+      du -sh "$pack_dir/$name"
+    done
   done
 fi
