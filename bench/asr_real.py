@@ -4,7 +4,7 @@ speaker reading playing cards (`cards`) and five audiobook sentences from LibriV
 Each narvox recognizer given, and PocketSphinx with the US English models its wheel ships, scored
 by the same normalisation (narvox.eval.wer).
 
-  python bench/asr_real.py --asr ctc paraformer
+  python bench/asr_real.py --asr ctc paraformer attention:beam attention:rescore
 
 Fetches pocketsphinx's sdist from PyPI once into --cache, unless --data names its test/data.
 Ten utterances: a check that a recognizer transcribes real speech at all, not a fine ranking.
@@ -58,7 +58,8 @@ def read_set(data: Path, name: str) -> list[tuple[Path, str]]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--asr", nargs="+", default=["ctc", "paraformer"],
-                   help="shipped recognizers by name, bundle or model directories")
+                   help="shipped recognizers by name, bundle or model directories; NAME:METHOD for "
+                        "another decoding method than --method (attention:rescore)")
     p.add_argument("--method", default="greedy")
     p.add_argument("--data", type=Path, help="pocketsphinx's test/data (fetched from PyPI when absent)")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "narvox" / "pocketsphinx-sdist")
@@ -67,9 +68,10 @@ def main(argv=None) -> None:
     data = args.data or fetch_test_data(args.cache)
     sets = {name: read_set(data, name) for name in SETS}
     recognizers = {}
-    for name in args.asr:
-        asr = narvox.ASR.from_pretrained(name, method=args.method)
-        recognizers[name] = lambda paths, asr=asr: [t.text for t in asr.transcribe(paths)]
+    for spec in args.asr:
+        name, _, method = spec.partition(":")
+        asr = narvox.ASR.from_pretrained(name, method=method or args.method)
+        recognizers[spec] = lambda paths, asr=asr: [t.text for t in asr.transcribe(paths)]
     judge = PocketSphinxJudge()
     recognizers["pocketsphinx"] = lambda paths: [judge.transcribe_one(*_read(p), source=str(p)) for p in paths]
     rows, examples = [], []

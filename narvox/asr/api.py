@@ -63,10 +63,11 @@ class ASR:
         self.sample_rate = backend.frontend.sample_rate
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path = "paraformer", method: str = "greedy",
+    def from_pretrained(cls, name_or_dir: str | Path = "ctc", method: str = "greedy",
                         providers: list[str] | None = None, num_threads: int = 2, **kwargs) -> "ASR":
-        """A shipped model by name (`paraformer`, `ctc`), a bundle directory (narvox.json) or a
-        trained model directory (model.pt). `method`: greedy | beam, as the model offers; a model
+        """A shipped model by name (`ctc`, the default; `attention`, most accurate with
+        method="beam"; `paraformer`), a bundle directory (narvox.json) or a trained model
+        directory (model.pt). `method`: greedy | beam | rescore, as the model offers; a model
         directory of several heads also takes `<head>_<method>` (`attention_beam`)."""
         path = Path(name_or_dir)
         if (path / "model.pt").is_file() and not (path / MANIFEST).is_file():

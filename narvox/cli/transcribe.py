@@ -20,7 +20,7 @@ PROGRESS_MIN_FILES = 20  # fewer files finish too soon for a progress bar to hel
 def add_parsers(sub) -> None:
     p = sub.add_parser("transcribe", help="speech to text with a shipped or trained model")
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--model", default="paraformer", help=f"{' | '.join(shipped('asr'))} | bundle dir | model dir")
+    p.add_argument("--model", default="ctc", help=f"{' | '.join(shipped('asr'))} | bundle dir | model dir")
     p.add_argument("--method", default="greedy", help=f"{' | '.join(_asr_methods())}, as the model offers; a model "
                    "dir of several heads also takes <head>_<method> (attention_beam)")
     p.add_argument("--format", default="text", choices=["text", "json", "srt"],
