@@ -92,8 +92,8 @@ def read_bundle(source: str | Path | Bundle, family: str | None = None) -> Bundl
     missing = [key for key in kind.settings if key not in bundle.settings]
     if missing:
         _refuse(bundle.path, f"{MANIFEST} lacks {', '.join(missing)}, which a {kind.name} bundle needs")
-    for role, template in kind.graphs.items():
-        got, expected = bundle.graphs.get(bundle.files[role]), template.per_layer(bundle.settings.get(registry.LAYERS, 0))
+    for role, expected in kind.graphs_with(bundle.settings).items():
+        got = bundle.graphs.get(bundle.files[role])
         if got is None or (len(got.inputs), len(got.outputs)) != (len(expected.inputs), len(expected.outputs)):
             _refuse(bundle.path, f"{MANIFEST} gives {bundle.files[role]} the graph {got}, but a "
                                  f"{kind.name} bundle's has {len(expected.inputs)} inputs and "
@@ -128,10 +128,8 @@ def write_bundle(directory: str | Path, kind: str, settings: dict) -> Bundle:
     """Write narvox.json for the `kind` bundle whose files are already in `directory`, and read it
     back, so an exporter that left a file out fails here rather than in an app."""
     entry = registry.bundle_kind(kind)
-    graphs = {}
-    for role, template in entry.graphs.items():
-        g = template.per_layer(settings.get(registry.LAYERS, 0))
-        graphs[entry.files[role]] = {"inputs": list(g.inputs), "outputs": list(g.outputs)}
+    graphs = {entry.files[role]: {"inputs": list(g.inputs), "outputs": list(g.outputs)}
+              for role, g in entry.graphs_with(settings).items()}
     meta = {"format_version": FORMAT_VERSION, "kind": kind, "files": entry.files, "graphs": graphs, **settings}
     (Path(directory) / MANIFEST).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return read_bundle(directory)

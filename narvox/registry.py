@@ -53,6 +53,10 @@ class BundleKind:
     settings: tuple[str, ...]       # narvox.json keys the runtime cannot do without
     methods: tuple[str, ...] = ()   # decoding methods, the default first
 
+    def graphs_with(self, settings: dict) -> dict[str, Graph]:
+        """role -> the graph of a bundle with these settings: per-layer names spelled out."""
+        return {role: g.per_layer(settings.get(LAYERS, 0)) for role, g in self.graphs.items()}
+
 
 @dataclass(frozen=True)
 class TrainingKind:

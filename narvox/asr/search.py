@@ -142,12 +142,12 @@ def attention_rescore(step: StepFn, cache: tuple, nbest: list[list[tuple[list[in
     longest read </s> past their end, whose scores are not counted.
     """
     hyps = [ids for utt in nbest for ids, _ in utt]
-    longest = max(len(h) for h in hyps)
+    lengths = np.array([len(h) for h in hyps])
+    longest = int(lengths.max())
     tokens = np.full((len(hyps), longest + 2), eos, dtype=np.int64)
     tokens[:, 0] = sos
     for i, h in enumerate(hyps):
         tokens[i, 1:len(h) + 1] = h
-    lengths = np.array([len(h) for h in hyps])
     rows = np.arange(len(hyps))
     scores = np.zeros(len(hyps))
     for position in range(longest + 1):
